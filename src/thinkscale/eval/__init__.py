@@ -1,0 +1,1 @@
+"""Metrics, statistics and reports over result records (from this tool or anywhere)."""

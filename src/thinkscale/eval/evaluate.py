@@ -1,0 +1,105 @@
+"""`thinkscale eval`: records (from this tool or anywhere) -> metrics.json."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from thinkscale import ThinkscaleError
+from thinkscale.eval.metrics import run_metrics, scaling_metrics
+from thinkscale.infer.records import load_records, write_json_atomic
+from thinkscale.tasks.extract import extract_math, extract_number, normalize_number
+from thinkscale.tasks.grading import GradingPool
+
+
+def results_path(path: str | Path) -> Path:
+    """A results file, or a run directory holding results.jsonl."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.jsonl"
+    if not path.exists():
+        raise ThinkscaleError(f"{path}: file not found")
+    return path
+
+
+def _fill_missing(records: list[dict], pool: GradingPool) -> None:
+    """Records produced elsewhere may lack `pred` or `correct`: extract and grade them here."""
+    todo = []
+    for r in records:
+        kind = r.get("grader") or ("numeric" if r.get("task") == "gsm8k" else "math")
+        r["grader"] = kind
+        if "pred" not in r:
+            extract = extract_number if kind == "numeric" else extract_math
+            r["pred"] = extract(r.get("answer") or "")
+        if r.get("correct") is None:
+            if "gold" not in r:
+                raise ThinkscaleError(f"record {r.get('id')!r} has neither 'correct' nor 'gold'")
+            todo.append(r)
+    verdicts = pool.grade([(r["grader"], r["pred"], str(r["gold"])) for r in todo])
+    for r, ok in zip(todo, verdicts):
+        r["correct"] = ok
+
+
+def evaluate(records: list[dict], pool: GradingPool | None = None) -> dict:
+    if not records:
+        raise ThinkscaleError("no records to evaluate (empty results file)")
+    own = pool is None
+    pool = pool or GradingPool(workers=1)
+    try:
+        _fill_missing(records, pool)
+        runs_records: dict[tuple, list[dict]] = defaultdict(list)
+        for r in records:
+            runs_records[(r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0))].append(r)
+
+        def equal_for(kind: str):
+            if kind == "numeric":
+                return lambda a, b: (
+                    normalize_number(a) is not None and normalize_number(a) == normalize_number(b)
+                )
+            return lambda a, b: pool.equivalent("math", a, b)
+
+        runs = []
+        for (task, budget, ni), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):
+            m = run_metrics(rs, equal_for(rs[0].get("grader", "math")))
+            runs.append({"task": task, "budget": budget, "num_ignore": ni, **m})
+        tasks = {}
+        for task in sorted({r["task"] for r in runs}, key=str):
+            task_runs = [r for r in runs if r["task"] == task]
+            task_recs = {k: v for k, v in runs_records.items() if k[0] == task}
+            tasks[task] = scaling_metrics(task_runs, task_recs)
+        return {"runs": runs, "tasks": tasks}
+    finally:
+        if own:
+            pool.close()
+
+
+def _sort_key(key: tuple) -> tuple:
+    task, budget, ni = key
+    return (str(task), budget is None, budget or 0, ni)
+
+
+def evaluate_path(path: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
+    src = results_path(path)
+    metrics = evaluate(load_records(src))
+    out = Path(out) if out else src.with_name("metrics.json")
+    write_json_atomic(out, metrics)
+    return metrics, out
+
+
+def summary_table(metrics: dict) -> str:
+    """A plain-text table of the runs, then the s1 metrics per task."""
+    head = f"{'task':<10} {'budget':>7} {'ignore':>6} {'n':>3} {'acc':>6} {'think':>7} {'answer':>6} {'capped':>6} {'pass@n':>7} {'maj@n':>6}"
+    lines = [head, "-" * len(head)]
+    for r in metrics["runs"]:
+        n = str(r["n"])
+        lines.append(
+            f"{str(r['task']):<10} {str(r['budget'] if r['budget'] is not None else '-'):>7} {r['num_ignore']:>6} "
+            f"{r['n']:>3} {100 * r['accuracy']:>5.1f}% {r['avg_thinking_tokens']:>7.1f} {r['avg_answer_tokens']:>6.1f} "
+            f"{r['capped']:>6} {100 * r['pass@k'][n]:>6.1f}% {100 * r['maj@k'][n]:>5.1f}%"
+        )
+    for task, t in metrics["tasks"].items():
+        ctrl = "-" if t["control"] is None else f"{100 * t['control']:.0f}%"
+        scal = "-" if t["scaling"] is None else f"{t['scaling']:.2f}"
+        lines.append(f"{task}: control {ctrl}, scaling {scal} (acc points / 1k thinking tokens), "
+                     f"performance {100 * t['performance']:.1f}%")  # fmt: skip
+    return "\n".join(lines)

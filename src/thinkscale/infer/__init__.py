@@ -1,0 +1,1 @@
+"""Inference: engines, budget forcing, records."""

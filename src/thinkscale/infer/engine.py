@@ -1,0 +1,277 @@
+"""HF transformers engine: budget forcing in one decode pass, with continuous batching.
+
+One loop, readable top to bottom:
+1. admit waiting requests into free rows: prefill each new prompt once (left-padded batch), copy
+   its KV cache to its n sample rows, and merge it into the running cache (left-padding the
+   shorter of the two so every row's latest token sits in the last column);
+2. every row either takes its forced token (budget forcing) or samples from its logits;
+3. finished rows leave the batch at once, so a short answer never waits for a long one;
+4. one forward step for all live rows, with per-row position ids and a 2D attention mask.
+The engine is pure token ids; tokenization stays outside.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass
+class Request:
+    key: object  # handed back with each finished sample
+    prompt_ids: list[int]
+    budget: Budget
+    samples: list[int] = field(default_factory=lambda: [0])  # sample indices to generate
+    seeds: list[int] | None = None  # one per sample; reproducible regardless of batch layout
+
+
+@dataclass
+class Finished:
+    request: Request
+    sample: int
+    state: RowState
+
+
+@dataclass
+class EngineStats:
+    steps: int = 0
+    row_steps: int = 0  # rows computed, summed over decode steps
+    useful_tokens: int = 0  # tokens kept in some output
+    prefill_tokens: int = 0
+
+    @property
+    def utilization(self) -> float:
+        return self.useful_tokens / self.row_steps if self.row_steps else 0.0
+
+
+@dataclass
+class _Row:
+    request: Request
+    sample: int
+    state: RowState
+    position: int  # position id of the next fed token
+    generator: torch.Generator | None
+
+
+class HFEngine:
+    def __init__(
+        self, model, forcing_tokens: ForcingTokens, batch_size: int = 16, pad_token_id: int = 0
+    ):
+        self.model = model
+        self.tokens = forcing_tokens
+        self.batch_size = batch_size
+        self.pad_token_id = pad_token_id
+        self.max_positions = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+        self.device = next(model.parameters()).device
+        self.stats = EngineStats()
+
+    @torch.inference_mode()
+    def run(
+        self,
+        requests: Iterable[Request],
+        sampling: SamplingConfig = SamplingConfig(),
+        on_finish: Callable[[Finished], None] | None = None,
+    ) -> list[Finished]:
+        waiting = deque((r, list(r.samples)) for r in requests)
+        rows: list[_Row] = []
+        cache, mask, logits = None, None, None
+        done: list[Finished] = []
+
+        while waiting or rows:
+            if waiting and len(rows) < self.batch_size:
+                new_rows, new_cache, new_mask, new_logits = self._admit(
+                    waiting, self.batch_size - len(rows), sampling
+                )
+                rows += new_rows
+                cache, mask, logits = _merge(cache, mask, logits, new_cache, new_mask, new_logits)
+
+            next_ids = self._choose(rows, logits, sampling)
+            keep = []
+            for i, (row, token) in enumerate(zip(rows, next_ids)):
+                fed = row.state.step(token)
+                if row.state.rollback:  # a multi-token delimiter left the context
+                    mask[i, mask.shape[1] - row.state.rollback :] = 0
+                    row.position -= row.state.rollback
+                    row.state.rollback = 0
+                if not row.state.done and row.position + 1 >= self.max_positions:
+                    row.state._finish("context")
+                if row.state.done:
+                    finished = Finished(row.request, row.sample, row.state)
+                    self.stats.useful_tokens += len(row.state.generated)
+                    done.append(finished)
+                    if on_finish:
+                        on_finish(finished)
+                else:
+                    next_ids[i] = fed
+                    keep.append(i)
+            if len(keep) < len(rows):
+                idx = torch.tensor(keep, dtype=torch.long, device=self.device)
+                rows = [rows[i] for i in keep]
+                next_ids = [next_ids[i] for i in keep]
+                if rows:
+                    cache.batch_select_indices(idx)
+                    mask = mask[idx]
+                else:
+                    cache, mask, logits = None, None, None
+            if not rows:
+                continue
+
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            cache, mask = _trim_left(cache, mask)
+            positions = torch.tensor([[r.position] for r in rows], device=self.device)
+            inputs = torch.tensor([[t] for t in next_ids], device=self.device)
+            out = self.model(
+                input_ids=inputs,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1, :].float()
+            for r in rows:
+                r.position += 1
+            self.stats.steps += 1
+            self.stats.row_steps += len(rows)
+        return done
+
+    # -- admission: prefill new prompts once, fan out to their samples ---------------------
+    def _admit(self, waiting: deque, free: int, sampling: SamplingConfig):
+        groups = []
+        while free > 0 and waiting:
+            request, samples = waiting.popleft()
+            take, rest = samples[:free], samples[free:]
+            if rest:
+                waiting.appendleft((request, rest))
+            groups.append((request, take))
+            free -= len(take)
+        width = max(len(r.prompt_ids) for r, _ in groups)
+        ids = torch.full((len(groups), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(groups), width), dtype=torch.long)
+        for g, (request, _) in enumerate(groups):
+            n = len(request.prompt_ids)
+            ids[g, width - n :] = torch.tensor(request.prompt_ids)
+            mask[g, width - n :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.stats.prefill_tokens += int(mask.sum())
+        fan_out = [g for g, (_, take) in enumerate(groups) for _ in take]
+        fan_idx = torch.tensor(fan_out, dtype=torch.long, device=self.device)
+        if fan_out != list(range(len(groups))):
+            cache.batch_select_indices(fan_idx)
+        rows = []
+        for request, take in groups:
+            for s in take:
+                gen = None
+                if not sampling.greedy:
+                    seed = (
+                        request.seeds[request.samples.index(s)]
+                        if request.seeds
+                        else sampling.seed + s
+                    )
+                    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+                state = RowState(self.tokens, request.budget)
+                rows.append(_Row(request, s, state, len(request.prompt_ids), gen))
+        return rows, cache, mask.to(self.device)[fan_idx], out.logits[:, -1, :].float()[fan_idx]
+
+    # -- choosing the next token of every row ----------------------------------------------
+    def _choose(
+        self, rows: list[_Row], logits: torch.Tensor, sampling: SamplingConfig
+    ) -> list[int]:
+        chosen: list[int | None] = [row.state.forced_next() for row in rows]
+        free = [i for i, c in enumerate(chosen) if c is None]
+        if not free:
+            return chosen  # type: ignore[return-value]
+        sub = logits[free]
+        for j, i in enumerate(free):
+            banned = rows[i].state.banned()
+            if banned:
+                sub[j, list(banned)] = float("-inf")
+        if sampling.greedy:
+            picks = sub.argmax(-1).tolist()
+        else:
+            probs = _filtered_probs(sub, sampling)
+            picks = [
+                int(torch.multinomial(probs[j], 1, generator=rows[i].generator))
+                for j, i in enumerate(free)
+            ]
+        for j, i in enumerate(free):
+            chosen[i] = picks[j]
+        return chosen  # type: ignore[return-value]
+
+
+def _filtered_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    logits = logits / sampling.temperature
+    if sampling.top_k and sampling.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > sampling.top_p  # keep the token that crosses top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits.softmax(-1)
+
+
+def _layers(cache: DynamicCache):
+    return [layer for layer in cache.layers if getattr(layer, "keys", None) is not None]
+
+
+def _pad_left(t: torch.Tensor, width: int) -> torch.Tensor:
+    """Left-pad dim -2 (sequence) of a KV tensor, or dim 1 of a mask, to `width`."""
+    missing = width - (t.shape[-2] if t.dim() == 4 else t.shape[1])
+    if missing <= 0:
+        return t
+    if t.dim() == 4:
+        pad = t.new_zeros(t.shape[0], t.shape[1], missing, t.shape[3])
+        return torch.cat([pad, t], dim=-2)
+    return torch.cat([t.new_zeros(t.shape[0], missing), t], dim=1)
+
+
+def _merge(cache, mask, logits, new_cache, new_mask, new_logits):
+    if cache is None:
+        return new_cache, new_mask, new_logits
+    width = max(mask.shape[1], new_mask.shape[1])
+    for old, new in zip(_layers(cache), _layers(new_cache)):
+        old.keys = torch.cat([_pad_left(old.keys, width), _pad_left(new.keys, width)], dim=0)
+        old.values = torch.cat([_pad_left(old.values, width), _pad_left(new.values, width)], dim=0)
+    mask = torch.cat([_pad_left(mask, width), _pad_left(new_mask, width)], dim=0)
+    return cache, mask, torch.cat([logits, new_logits], dim=0)
+
+
+def _trim_left(cache, mask):
+    """Drop leading columns that no row attends to (left padding of rows that have left)."""
+    live = mask.any(dim=0).nonzero()
+    start = int(live[0]) if len(live) else 0
+    if start == 0:
+        return cache, mask
+    for layer in _layers(cache):
+        layer.keys = layer.keys[:, :, start:, :]
+        layer.values = layer.values[:, :, start:, :]
+    return cache, mask[:, start:]

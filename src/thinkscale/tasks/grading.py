@@ -1,0 +1,111 @@
+"""Graders, and a process pool that runs them with a per-item timeout.
+
+math-verify times out with SIGALRM, which works only on a main thread; each pool worker runs it on
+its own main thread, and the pool adds a wall-clock timeout on top so grading never hangs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+
+GradeFn = Callable[[str | None, str], bool]
+
+
+def numeric_equal(pred: str | None, gold: str) -> bool:
+    from thinkscale.tasks.extract import normalize_number
+
+    if pred is None:
+        return False
+    p, g = normalize_number(pred), normalize_number(gold)
+    if p is None or g is None:
+        return False
+    return abs(float(p) - float(g)) <= 1e-6 * max(1.0, abs(float(g)))
+
+
+def _as_latex(text: str) -> str:
+    text = text.strip()
+    return text if "$" in text or "\\boxed" in text else f"${text}$"
+
+
+def math_equal(pred: str | None, gold: str) -> bool:
+    """math-verify, gold first (verify is not symmetric)."""
+    if pred is None or not pred.strip():
+        return False
+    from math_verify import parse, verify
+
+    try:
+        gold_parsed = parse(_as_latex(gold), parsing_timeout=5)
+        pred_parsed = parse(_as_latex(pred), parsing_timeout=5)
+        if verify(gold_parsed, pred_parsed, timeout_seconds=5):
+            return True
+    except Exception:  # a grader crash is a wrong answer, never a crashed run
+        pass
+    return pred.strip() == gold.strip()
+
+
+GRADERS: dict[str, GradeFn] = {"numeric": numeric_equal, "math": math_equal}
+
+
+def _grade_one(kind: str, pred: str | None, gold: str) -> bool:
+    return GRADERS[kind](pred, gold)
+
+
+class GradingPool:
+    """Grades (kind, pred, gold) triples in worker processes; a hung item counts as wrong."""
+
+    def __init__(self, workers: int = 2, timeout: float = 20.0):
+        self.workers = max(1, workers)
+        self.timeout = timeout
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _executor(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def grade(self, items: Sequence[tuple[str, str | None, str]]) -> list[bool]:
+        results: list[bool] = [False] * len(items)
+        pending: list[int] = []
+        for i, (kind, pred, gold) in enumerate(items):
+            if pred is None:
+                results[i] = False
+            elif kind == "numeric":  # cheap: no worker needed
+                results[i] = numeric_equal(pred, gold)
+            else:
+                pending.append(i)
+        while pending:
+            pool = self._executor()
+            futures = [(i, pool.submit(_grade_one, *items[i])) for i in pending]
+            pending = []
+            for pos, (i, fut) in enumerate(futures):
+                try:
+                    results[i] = bool(fut.result(timeout=self.timeout))
+                except (cf.TimeoutError, cf.process.BrokenProcessPool):
+                    results[i] = False  # a hung or crashed item counts as wrong
+                    self._restart()
+                    pending = [j for j, _ in futures[pos + 1 :]]  # resubmit the rest
+                    break
+        return results
+
+    def equivalent(self, kind: str, a: str, b: str) -> bool:
+        return self.grade([(kind, a, b)])[0]
+
+    def _restart(self) -> None:
+        if self._pool is not None:
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.kill()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> GradingPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
