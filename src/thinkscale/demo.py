@@ -25,7 +25,8 @@ class DemoConfig:
     quick_n: int = 2
 
 
-def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
+def run_demo(cfg: DemoConfig | None = None) -> dict:
+    cfg = cfg or DemoConfig()
     start = time.time()
     out = Path(cfg.out)
     gen = GenerateConfig(
