@@ -108,6 +108,10 @@ def generate(
     examples = task.load(cfg.limit)
     if not examples:
         raise ThinkscaleError(f"task '{task.name}' has no examples")
+    if model is None:
+        from thinkscale.models import resolve_model_path
+
+        resolve_model_path(cfg.model)  # fail on a bad path before any output file exists
     out = Path(out)
     writer = RecordWriter(out)
     todo = []  # (example, budget, num_ignore, samples not yet written)

@@ -1,0 +1,203 @@
+"""Budget forcing in one pass, on a tiny random Llama whose proposals are scripted.
+
+`Scripted` adds a large bias so that the next token is a function of the current input token:
+tests then know when the model "tries" to end thinking, while the real KV-cache path (prefill,
+merges, trims, rollbacks) runs underneath. `naive` recomputes every step without a cache from the
+same state machine: the engine must produce exactly what it produces, whatever the batch layout.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from thinkscale.infer.engine import HFEngine, Request, SamplingConfig
+from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
+from thinkscale.infer.multiround import run_multiround
+
+END, EOS, WAIT, NL = 1, 2, 40, 99  # <|im_start|>, <|im_end|>, 'W', '\n' in the test tokenizer
+ANSWER = (1, 13, 14, 15)  # <|im_start|> + three answer-prefix tokens
+
+
+def forcing_tokens(end=(END,), answer=ANSWER, wait=(WAIT,)) -> ForcingTokens:
+    return ForcingTokens(
+        end_think=end, answer=answer, wait=wait, newline=(NL,), stop=frozenset({EOS}),
+        ends_with_newline=frozenset({NL}),
+    )  # fmt: skip
+
+
+class ScriptedLlama(LlamaForCausalLM):
+    """next token = script[current input token] (when given), else the tiny model's own choice."""
+
+    script: dict[int, int] = {}
+
+    def forward(self, input_ids=None, **kw):
+        out = super().forward(input_ids=input_ids, **kw)
+        last = input_ids[:, -out.logits.shape[1] :]
+        for b in range(last.shape[0]):
+            for t in range(last.shape[1]):
+                target = self.script.get(int(last[b, t]))
+                if target is not None:
+                    out.logits[b, t, target] += 1000.0
+        return out
+
+
+def Scripted(model, script: dict[int, int]) -> ScriptedLlama:
+    scripted = ScriptedLlama(model.config).to(model.dtype)
+    scripted.load_state_dict(model.state_dict())
+    scripted.script = script
+    return scripted.eval()
+
+
+def naive(model, tokens: ForcingTokens, request: Request) -> RowState:
+    """Reference: no cache, full recompute each step, greedy."""
+    state = RowState(tokens, request.budget)
+    while not state.done:
+        ids = torch.tensor([request.prompt_ids + state.generated])
+        logits = model(input_ids=ids).logits[0, -1].clone()
+        forced = state.forced_next()
+        if forced is None:
+            banned = state.banned()
+            if banned:
+                logits[list(banned)] = float("-inf")
+        state.step(int(logits.argmax()) if forced is None else forced)
+    return state
+
+
+def prompt(i: int) -> list[int]:
+    return [1, 80 + i % 10, 81, 82, 99, 1, 32, 20, 21, 26, 23][: 5 + i % 6]
+
+
+def run(model, tokens, requests, batch_size=4, sampling=SamplingConfig()):
+    eng = HFEngine(model, tokens, batch_size=batch_size)
+    done = eng.run(requests, sampling)
+    return {(f.request.key, f.sample): f.state for f in done}, eng.stats
+
+
+# a model that never ends thinking on its own: every token maps to 'x' (id 36)
+NEVER_END = {i: 36 for i in range(103)}
+# ends thinking after 'x' (36): 36 -> END; other tokens -> 'x'
+END_AFTER_X = {**{i: 36 for i in range(103)}, 36: END, WAIT: 37, 37: 36}
+
+
+def test_cap_gives_exactly_cap_thinking_tokens_then_forced_delimiter(tiny_model):
+    model = Scripted(tiny_model, NEVER_END)
+    for cap in (1, 7, 20):
+        states, _ = run(model, forcing_tokens(), [Request("q", prompt(3), Budget(cap, max_answer_tokens=5))])
+        st = states[("q", 0)]
+        assert st.thinking_tokens == cap and st.capped
+        assert st.thinking_ids() == [36] * cap
+        # newline was missing, so it is forced first, then the whole answer delimiter + prefix
+        assert st.generated[cap : cap + 1 + len(ANSWER)] == [NL, *ANSWER]
+        assert st.forced[cap : cap + 1 + len(ANSWER)] == [True] * (1 + len(ANSWER))
+        assert st.answer_tokens == 5 and st.finish_reason == "length"
+
+
+def test_wait_is_forced_exactly_k_times(tiny_model):
+    model = Scripted(tiny_model, END_AFTER_X)
+    for k in (0, 1, 3):
+        states, _ = run(model, forcing_tokens(), [Request("q", prompt(1), Budget(None, num_ignore=k, max_answer_tokens=3))])
+        st = states[("q", 0)]
+        think = st.thinking_ids()
+        assert st.waits == k
+        assert think.count(WAIT) == k
+        assert all(st.forced[i] for i, t in enumerate(think) if t == WAIT)
+        assert END not in think  # the ignored attempts left no delimiter behind
+        assert st.generated[len(think)] == END and not st.capped  # the (k+1)-th attempt was accepted
+
+
+def test_cap_wins_over_waits(tiny_model):
+    model = Scripted(tiny_model, END_AFTER_X)
+    long_wait = (40, 41, 42, 43, 44)
+    states, _ = run(model, forcing_tokens(wait=long_wait), [Request("q", prompt(2), Budget(4, num_ignore=5, max_answer_tokens=2))])
+    st = states[("q", 0)]
+    assert st.thinking_tokens == 4 and st.capped
+    assert st.thinking_ids() == [36, 40, 41, 42]  # cut inside the Wait
+
+
+def test_no_end_of_thinking_before_minimum(tiny_model):
+    model = Scripted(tiny_model, {i: END for i in range(103)})  # always wants to stop
+    states, _ = run(model, forcing_tokens(), [Request("q", prompt(0), Budget(None, min_thinking_tokens=9, max_answer_tokens=2))])
+    st = states[("q", 0)]
+    assert st.thinking_tokens == 9
+    assert END not in st.thinking_ids() and EOS not in st.thinking_ids()
+    assert st.generated[9] == END
+
+
+def test_eos_during_thinking_ends_it_and_an_answer_follows(tiny_model):
+    model = Scripted(tiny_model, {**{i: 36 for i in range(103)}, 36: EOS})
+    states, _ = run(model, forcing_tokens(), [Request("q", prompt(0), Budget(50, max_answer_tokens=2))])
+    st = states[("q", 0)]
+    assert st.thinking_ids() == [36] and not st.capped
+    assert st.generated[1 : 2 + len(ANSWER)] == [NL, *ANSWER]
+
+
+def mixed_requests():
+    budgets = [Budget(2), Budget(9, num_ignore=2), Budget(None, num_ignore=1), Budget(30, min_thinking_tokens=5),
+               Budget(5, num_ignore=1), Budget(17), Budget(1), Budget(12, num_ignore=3)]  # fmt: skip
+    for b in budgets:
+        b.max_answer_tokens = 6
+        b.max_total_tokens = 60
+    return [Request(i, prompt(i), b) for i, b in enumerate(budgets)]
+
+
+@pytest.mark.parametrize("script", [None, END_AFTER_X], ids=["free", "scripted"])
+def test_mixed_batches_match_the_no_cache_reference(tiny_model, script):
+    """Other rows never change a row's output: continuous batching, merges and trims are exact."""
+    model = Scripted(tiny_model, script) if script else tiny_model
+    tokens = forcing_tokens()
+    requests = mixed_requests()
+    ref = {r.key: naive(model, tokens, r) for r in requests}
+    for batch_size in (1, 3, 8):
+        states, stats = run(model, tokens, requests, batch_size)
+        for r in requests:
+            assert states[(r.key, 0)].generated == ref[r.key].generated, (batch_size, r.key)
+            assert states[(r.key, 0)].thinking_tokens == ref[r.key].thinking_tokens
+            assert states[(r.key, 0)].waits == ref[r.key].waits
+
+
+def test_multi_token_delimiter_is_rolled_back_exactly(tiny_model):
+    """`</think>`-like delimiters span tokens: ignored attempts leave no trace in the context."""
+    end = (50, 51, 52)
+    script = {**{i: 36 for i in range(103)}, 36: 50, 50: 51, 51: 52, 52: 36, WAIT: 37, 37: 36}
+    model = Scripted(tiny_model, script)
+    tokens = forcing_tokens(end=end, answer=end + (13, 14))
+    requests = [Request(i, prompt(i), Budget(cap, num_ignore=k, max_answer_tokens=4)) for i, (cap, k) in
+                enumerate([(None, 2), (6, 3), (None, 0), (20, 1)])]  # fmt: skip
+    ref = {r.key: naive(model, tokens, r) for r in requests}
+    assert ref[0].waits == 2 and ref[0].thinking_ids().count(50) == 0
+    states, _ = run(model, tokens, requests, batch_size=4)
+    for r in requests:
+        assert states[(r.key, 0)].generated == ref[r.key].generated
+        assert states[(r.key, 0)].thinking_tokens == ref[r.key].thinking_tokens
+
+
+def test_samples_share_one_prefill_and_are_reproducible(tiny_model):
+    tokens = forcing_tokens()
+    req = lambda: Request("q", prompt(5), Budget(12, max_answer_tokens=3), samples=[0, 1, 2, 3], seeds=[7, 8, 9, 10])  # noqa: E731
+    sampling = SamplingConfig(temperature=1.0, top_p=0.9, top_k=20)
+    a, stats = run(tiny_model, tokens, [req()], batch_size=4, sampling=sampling)
+    assert stats.prefill_tokens == len(prompt(5))  # one prefill for four samples
+    b, _ = run(tiny_model, tokens, [req(), Request("other", prompt(2), Budget(3))], batch_size=2, sampling=sampling)
+    assert all(a[("q", s)].generated == b[("q", s)].generated for s in range(4))  # batch layout does not matter
+    assert len({tuple(a[("q", s)].generated) for s in range(4)}) > 1  # different seeds differ
+
+
+def test_skewed_sweep_keeps_rows_busy(tiny_model):
+    model = Scripted(tiny_model, NEVER_END)
+    requests = [Request(i, prompt(i), Budget([4, 64, 8, 16][i % 4], max_answer_tokens=2)) for i in range(24)]
+    _, stats = run(model, forcing_tokens(), requests, batch_size=4)
+    assert stats.utilization > 0.9, stats  # a static batch would idle ~60% here
+
+
+def test_multiround_matches_single_pass_greedy(tiny_model):
+    model = Scripted(tiny_model, END_AFTER_X)
+    tokens = forcing_tokens()
+    requests = [Request(i, prompt(i), Budget(cap, num_ignore=k, max_answer_tokens=4)) for i, (cap, k) in
+                enumerate([(3, 0), (10, 2), (None, 1), (6, 5), (40, 3)])]  # fmt: skip
+    single, _ = run(model, tokens, requests, batch_size=5)
+    multi = {(f.request.key, f.sample): f.state for f in run_multiround(model, tokens, requests, batch_size=5)}
+    for key, st in single.items():
+        assert multi[key].generated == st.generated, key
+        assert (multi[key].thinking_tokens, multi[key].waits, multi[key].capped) == (st.thinking_tokens, st.waits, st.capped)
