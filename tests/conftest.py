@@ -16,7 +16,7 @@ CHATML = (
 
 def make_tokenizer():
     """Characters as tokens (one id per printable char), plus ChatML specials: small and exact."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     chars = list(string.printable)

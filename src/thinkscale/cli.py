@@ -63,7 +63,7 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
     m.add_argument("--top-k", type=int, default=0)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--batch-size", type=int, default=16, help="rows decoded together")
-    m.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    m.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
 
 
 def _config(args, budgets, num_ignores):

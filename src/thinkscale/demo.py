@@ -15,7 +15,7 @@ from thinkscale.infer.run import GenerateConfig, generate
 class DemoConfig:
     out: str = "runs/demo"
     quick: bool = False
-    limit: int | None = None  # GSM8K questions; default 32 (quick: 6)
+    limit: int | None = None  # GSM8K questions; default 24 (quick: 6)
     # (thinking cap, number of Waits): three caps, then extend at the largest cap
     runs: list[tuple[int, int]] = field(
         default_factory=lambda: [(32, 0), (128, 0), (512, 0), (512, 1), (512, 2)]
@@ -31,14 +31,14 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
     out = Path(cfg.out)
     gen = GenerateConfig(
         task="gsm8k",
-        limit=cfg.limit or (6 if cfg.quick else 32),
+        limit=cfg.limit or (6 if cfg.quick else 24),
         n=cfg.quick_n if cfg.quick else cfg.n,
         runs=cfg.quick_runs if cfg.quick else cfg.runs,
         temperature=0.7,  # fs1's parallel-sampling settings
         top_p=0.8,
         top_k=20,
         max_answer_tokens=32,  # the number follows "Final Answer:"; the rest is chatter
-        batch_size=16,
+        batch_size=32,
     )
     print(f"thinkscale demo: embedded SmolLM2-135M-Instruct, GSM8K test x{gen.limit}, n={gen.n}, "
           f"(cap, waits) = {gen.grid()}; output in {out}/")  # fmt: skip

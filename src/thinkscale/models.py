@@ -89,7 +89,7 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
-def load_model(model: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "cpu"):
+def load_model(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", device: str = "cpu"):
     """Load (model, tokenizer) from local files only; `trust_remote_code` stays off."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -4,7 +4,13 @@ from math import comb
 
 import pytest
 
-from thinkscale.eval.metrics import group_answers, majority_correct, pass_at_k, run_metrics, scaling_metrics
+from thinkscale.eval.metrics import (
+    group_answers,
+    majority_correct,
+    pass_at_k,
+    run_metrics,
+    scaling_metrics,
+)
 
 
 def brute_force_pass_at_k(correct: list[bool], k: int) -> float:

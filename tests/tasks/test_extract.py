@@ -1,6 +1,12 @@
 import pytest
 
-from thinkscale.tasks.extract import after_answer_marker, extract_math, extract_number, gsm8k_gold, last_boxed
+from thinkscale.tasks.extract import (
+    after_answer_marker,
+    extract_math,
+    extract_number,
+    gsm8k_gold,
+    last_boxed,
+)
 
 MATH_CASES = [
     ("so \\boxed{5}", "5"),

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
 
 from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
+from thinkscale.infer.kvcache import growing_cache
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class HFEngine:
             ids[g, width - n :] = torch.tensor(request.prompt_ids)
             mask[g, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        cache = growing_cache(self.model.config)
         out = self.model(
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -239,7 +239,7 @@ def _filtered_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Ten
     return logits.softmax(-1)
 
 
-def _layers(cache: DynamicCache):
+def _layers(cache):
     return [layer for layer in cache.layers if getattr(layer, "keys", None) is not None]
 
 
@@ -259,8 +259,10 @@ def _merge(cache, mask, logits, new_cache, new_mask, new_logits):
         return new_cache, new_mask, new_logits
     width = max(mask.shape[1], new_mask.shape[1])
     for old, new in zip(_layers(cache), _layers(new_cache)):
-        old.keys = torch.cat([_pad_left(old.keys, width), _pad_left(new.keys, width)], dim=0)
-        old.values = torch.cat([_pad_left(old.values, width), _pad_left(new.values, width)], dim=0)
+        # compute both before assigning either: assigning keys sets the layer's filled length
+        keys = torch.cat([_pad_left(old.keys, width), _pad_left(new.keys, width)], dim=0)
+        values = torch.cat([_pad_left(old.values, width), _pad_left(new.values, width)], dim=0)
+        old.keys, old.values = keys, values
     mask = torch.cat([_pad_left(mask, width), _pad_left(new_mask, width)], dim=0)
     return cache, mask, torch.cat([logits, new_logits], dim=0)
 
@@ -272,6 +274,5 @@ def _trim_left(cache, mask):
     if start == 0:
         return cache, mask
     for layer in _layers(cache):
-        layer.keys = layer.keys[:, :, start:, :]
-        layer.values = layer.values[:, :, start:, :]
+        layer.keys, layer.values = layer.keys[:, :, start:, :], layer.values[:, :, start:, :]
     return cache, mask[:, start:]
