@@ -32,7 +32,10 @@ from thinkscale.tasks import get_task
 def prompts(tokenizer, fmt, count: int) -> list[list[int]]:
     task = get_task("gsm8k")
     examples = task.load(count)
-    return [tokenizer.encode(fmt.render_prompt(tokenizer, task.prompt(e)), add_special_tokens=False) for e in examples]
+    return [
+        tokenizer.encode(fmt.render_prompt(tokenizer, task.prompt(e)), add_special_tokens=False)
+        for e in examples
+    ]
 
 
 def timed(fn):
@@ -41,7 +44,9 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
-def plain_generate(model, tokenizer, prompt_ids: list[list[int]], new_tokens: int, batch: int) -> tuple[int, float]:
+def plain_generate(
+    model, tokenizer, prompt_ids: list[list[int]], new_tokens: int, batch: int
+) -> tuple[int, float]:
     """HF generate at a fixed length (EOS ignored): the plain-decoding baseline."""
     total, seconds = 0, 0.0
     for start in range(0, len(prompt_ids), batch):
@@ -72,16 +77,24 @@ def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     args = ap.parse_args()
     scale = 4 if args.quick else 1
-    model, tokenizer = load_model()
+    model, tokenizer = load_model(dtype=args.dtype)
     fmt = get_format("s1")
     tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
-    results: dict = {"device": "cpu", "threads": torch.get_num_threads(), "batch": args.batch}
+    results: dict = {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "dtype": args.dtype,
+    }
     log = (lambda *a: None) if args.json else print
 
     # P1: forced vs plain tokens/s, same batch, same number of tokens
@@ -89,7 +102,14 @@ def main() -> None:
     ps = prompts(tokenizer, fmt, n_req)
     cap = 128 // scale
     engine = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
-    done, t_forced = timed(lambda: engine.run([Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]))
+    done, t_forced = timed(
+        lambda: engine.run(
+            [
+                Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16))
+                for i, p in enumerate(ps)
+            ]
+        )
+    )
     forced_tokens = sum(len(f.state.generated) for f in done)
     per_row = max(1, round(forced_tokens / len(ps)))
     plain_tokens, t_plain = plain_generate(model, tokenizer, ps, per_row, args.batch)
@@ -101,17 +121,35 @@ def main() -> None:
 
     # P2: s1 multi-round vs single pass on identical greedy outputs
     ps2 = ps[:16]
-    reqs = lambda: [Request(i, p, Budget(256 // scale, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps2)]  # noqa: E731
-    single, t_single = timed(lambda: HFEngine(model, tokens, args.batch, tokenizer.pad_token_id).run(reqs()))
-    multi, t_multi = timed(lambda: run_multiround(model, tokens, reqs(), batch_size=args.batch, pad_token_id=tokenizer.pad_token_id))
+
+    def reqs() -> list[Request]:
+        return [
+            Request(i, p, Budget(256 // scale, num_ignore=2, max_answer_tokens=16))
+            for i, p in enumerate(ps2)
+        ]
+
+    single, t_single = timed(
+        lambda: HFEngine(model, tokens, args.batch, tokenizer.pad_token_id).run(reqs())
+    )
+    multi, t_multi = timed(
+        lambda: run_multiround(
+            model, tokens, reqs(), batch_size=args.batch, pad_token_id=tokenizer.pad_token_id
+        )
+    )
     a = {f.request.key: f.state.generated for f in single}
     b = {f.request.key: f.state.generated for f in multi}
     identical = sum(a[k] == b[k] for k in a)
     results["p2"] = t_multi / t_single
-    results["p2_detail"] = {"single_pass_s": t_single, "multi_round_s": t_multi, "identical_outputs": f"{identical}/{len(a)}"}
+    results["p2_detail"] = {
+        "single_pass_s": t_single,
+        "multi_round_s": t_multi,
+        "identical_outputs": f"{identical}/{len(a)}",
+    }
     log(f"P2 multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
     if identical != len(a):
-        log("  note: outputs differ for some prompts (float rounding differs between batch layouts)")
+        log(
+            "  note: outputs differ for some prompts (float rounding differs between batch layouts)"
+        )
 
     # P3: batch-1 decoding vs memory bandwidth
     bandwidth = memory_bandwidth()
@@ -120,7 +158,11 @@ def main() -> None:
     steps = 96 // scale
     one.run([Request(0, ps[0], Budget(8, max_answer_tokens=1))])  # warm-up
     one.stats = type(one.stats)()
-    done1, t1 = timed(lambda: one.run([Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]))
+    done1, t1 = timed(
+        lambda: one.run(
+            [Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]
+        )
+    )
     tps1 = len(done1[0].state.generated) / t1
     _, t_plain1 = plain_generate(model, tokenizer, ps[:1], steps, 1)
     results["p3"] = weight_bytes * tps1 / bandwidth
@@ -131,12 +173,17 @@ def main() -> None:
 
     # P9: useful tokens / row-steps on a skewed sweep
     caps = [16, 32, 64, 128, 256, 512]
-    sweep = [Request(i, ps[i % len(ps)], Budget(caps[i % len(caps)] // scale, max_answer_tokens=16)) for i in range(64 // scale)]
+    sweep = [
+        Request(i, ps[i % len(ps)], Budget(caps[i % len(caps)] // scale, max_answer_tokens=16))
+        for i in range(64 // scale)
+    ]
     eng9 = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
     done9, t9 = timed(lambda: eng9.run(sweep))
     lengths = {f.request.key: len(f.state.generated) for f in done9}
     ordered = [lengths[r.key] for r in sweep]
-    static_steps = sum(args.batch * max(ordered[i : i + args.batch]) for i in range(0, len(ordered), args.batch))
+    static_steps = sum(
+        args.batch * max(ordered[i : i + args.batch]) for i in range(0, len(ordered), args.batch)
+    )
     results["p9"] = eng9.stats.utilization
     results["p9_detail"] = {"useful_tokens": eng9.stats.useful_tokens, "row_steps": eng9.stats.row_steps, "seconds": t9,
                             "static_batch_utilization": sum(ordered) / static_steps}  # fmt: skip

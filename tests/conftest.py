@@ -26,7 +26,11 @@ def make_tokenizer():
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(SPECIALS)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token=None, unk_token="<pad>"
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<|im_end|>",
+        bos_token=None,
+        unk_token="<pad>",
     )
     fast.chat_template = CHATML
     return fast

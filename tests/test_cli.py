@@ -39,7 +39,9 @@ def gen_args(data, model, out, *extra):
         (None, ["--n", "3"], "--temperature > 0"),
     ],
 )
-def test_bad_input_is_one_clear_line(capsys, tmp_path, data, tiny_checkpoint, mutate, extra, message):
+def test_bad_input_is_one_clear_line(
+    capsys, tmp_path, data, tiny_checkpoint, mutate, extra, message
+):
     if mutate is not None:
         data.write_text(mutate)
     out = tmp_path / "out.jsonl"
@@ -74,7 +76,12 @@ def test_generate_eval_report_on_a_tiny_checkpoint(capsys, tmp_path, data, tiny_
     assert all(required <= set(r) for r in records)
     assert all(r["thinking_tokens"] <= r["budget"] for r in records)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {(r["budget"], r["num_ignore"]) for r in metrics["runs"]} == {(4, 0), (4, 1), (16, 0), (16, 1)}
+    assert {(r["budget"], r["num_ignore"]) for r in metrics["runs"]} == {
+        (4, 0),
+        (4, 1),
+        (16, 0),
+        (16, 1),
+    }
     run = metrics["runs"][0]
     assert {"task", "budget", "num_ignore", "n", "accuracy", "avg_thinking_tokens"} <= set(run)
     assert {"control", "scaling", "performance"} <= set(metrics["tasks"]["q"])

@@ -24,7 +24,9 @@ def test_demo_quick_on_the_embedded_model(tmp_path, capsys):
     assert runs[(64, 0)]["avg_thinking_tokens"] > runs[(16, 0)]["avg_thinking_tokens"]
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == 6 * 2 * 3
-    assert all(r["pred"] is not None for r in records if r["capped"])  # the cap always yields an answer
+    assert all(
+        r["pred"] is not None for r in records if r["capped"]
+    )  # the cap always yields an answer
     # re-running resumes: nothing new is generated, nothing duplicated
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)

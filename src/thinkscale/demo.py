@@ -15,7 +15,7 @@ from thinkscale.infer.run import GenerateConfig, generate
 class DemoConfig:
     out: str = "runs/demo"
     quick: bool = False
-    limit: int | None = None  # GSM8K questions; default 24 (quick: 6)
+    limit: int | None = None  # GSM8K questions; default 16 (quick: 6)
     # (thinking cap, number of Waits): three caps, then extend at the largest cap
     runs: list[tuple[int, int]] = field(
         default_factory=lambda: [(32, 0), (128, 0), (512, 0), (512, 1), (512, 2)]
@@ -31,7 +31,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
     out = Path(cfg.out)
     gen = GenerateConfig(
         task="gsm8k",
-        limit=cfg.limit or (6 if cfg.quick else 24),
+        limit=cfg.limit or (6 if cfg.quick else 16),
         n=cfg.quick_n if cfg.quick else cfg.n,
         runs=cfg.quick_runs if cfg.quick else cfg.runs,
         temperature=0.7,  # fs1's parallel-sampling settings

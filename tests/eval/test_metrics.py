@@ -25,7 +25,9 @@ def test_pass_at_k_matches_enumeration(seed):
     correct = [rng.random() < 0.3 for _ in range(n)]
     for k in range(1, n + 1):
         assert pass_at_k(n, sum(correct), k) == pytest.approx(brute_force_pass_at_k(correct, k))
-        assert pass_at_k(n, sum(correct), k) == pytest.approx(1 - comb(n - sum(correct), k) / comb(n, k))
+        assert pass_at_k(n, sum(correct), k) == pytest.approx(
+            1 - comb(n - sum(correct), k) / comb(n, k)
+        )
 
 
 def test_pass_at_k_edges():
@@ -74,7 +76,12 @@ def test_run_metrics():
 def test_scaling_metrics():
     runs = [{"avg_thinking_tokens": 100, "accuracy": 0.1}, {"avg_thinking_tokens": 200, "accuracy": 0.3},
             {"avg_thinking_tokens": 400, "accuracy": 0.3}]  # fmt: skip
-    by_run = {("t", 100, 0): [{"budget": 100, "thinking_tokens": 100}, {"budget": 100, "thinking_tokens": 101}]}
+    by_run = {
+        ("t", 100, 0): [
+            {"budget": 100, "thinking_tokens": 100},
+            {"budget": 100, "thinking_tokens": 101},
+        ]
+    }
     s = scaling_metrics(runs, by_run)
     assert s["control"] == 0.5 and s["performance"] == 0.3
     # slopes (per 1k tokens, in points): (0.2/100), (0.2/300), (0/200)

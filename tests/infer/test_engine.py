@@ -84,7 +84,9 @@ END_AFTER_X = {**{i: 36 for i in range(103)}, 36: END, WAIT: 37, 37: 36}
 def test_cap_gives_exactly_cap_thinking_tokens_then_forced_delimiter(tiny_model):
     model = Scripted(tiny_model, NEVER_END)
     for cap in (1, 7, 20):
-        states, _ = run(model, forcing_tokens(), [Request("q", prompt(3), Budget(cap, max_answer_tokens=5))])
+        states, _ = run(
+            model, forcing_tokens(), [Request("q", prompt(3), Budget(cap, max_answer_tokens=5))]
+        )
         st = states[("q", 0)]
         assert st.thinking_tokens == cap and st.capped
         assert st.thinking_ids() == [36] * cap
@@ -97,20 +99,30 @@ def test_cap_gives_exactly_cap_thinking_tokens_then_forced_delimiter(tiny_model)
 def test_wait_is_forced_exactly_k_times(tiny_model):
     model = Scripted(tiny_model, END_AFTER_X)
     for k in (0, 1, 3):
-        states, _ = run(model, forcing_tokens(), [Request("q", prompt(1), Budget(None, num_ignore=k, max_answer_tokens=3))])
+        states, _ = run(
+            model,
+            forcing_tokens(),
+            [Request("q", prompt(1), Budget(None, num_ignore=k, max_answer_tokens=3))],
+        )
         st = states[("q", 0)]
         think = st.thinking_ids()
         assert st.waits == k
         assert think.count(WAIT) == k
         assert all(st.forced[i] for i, t in enumerate(think) if t == WAIT)
         assert END not in think  # the ignored attempts left no delimiter behind
-        assert st.generated[len(think)] == END and not st.capped  # the (k+1)-th attempt was accepted
+        assert (
+            st.generated[len(think)] == END and not st.capped
+        )  # the (k+1)-th attempt was accepted
 
 
 def test_cap_wins_over_waits(tiny_model):
     model = Scripted(tiny_model, END_AFTER_X)
     long_wait = (40, 41, 42, 43, 44)
-    states, _ = run(model, forcing_tokens(wait=long_wait), [Request("q", prompt(2), Budget(4, num_ignore=5, max_answer_tokens=2))])
+    states, _ = run(
+        model,
+        forcing_tokens(wait=long_wait),
+        [Request("q", prompt(2), Budget(4, num_ignore=5, max_answer_tokens=2))],
+    )
     st = states[("q", 0)]
     assert st.thinking_tokens == 4 and st.capped
     assert st.thinking_ids() == [36, 40, 41, 42]  # cut inside the Wait
@@ -118,7 +130,11 @@ def test_cap_wins_over_waits(tiny_model):
 
 def test_no_end_of_thinking_before_minimum(tiny_model):
     model = Scripted(tiny_model, {i: END for i in range(103)})  # always wants to stop
-    states, _ = run(model, forcing_tokens(), [Request("q", prompt(0), Budget(None, min_thinking_tokens=9, max_answer_tokens=2))])
+    states, _ = run(
+        model,
+        forcing_tokens(),
+        [Request("q", prompt(0), Budget(None, min_thinking_tokens=9, max_answer_tokens=2))],
+    )
     st = states[("q", 0)]
     assert st.thinking_tokens == 9
     assert END not in st.thinking_ids() and EOS not in st.thinking_ids()
@@ -127,7 +143,9 @@ def test_no_end_of_thinking_before_minimum(tiny_model):
 
 def test_eos_during_thinking_ends_it_and_an_answer_follows(tiny_model):
     model = Scripted(tiny_model, {**{i: 36 for i in range(103)}, 36: EOS})
-    states, _ = run(model, forcing_tokens(), [Request("q", prompt(0), Budget(50, max_answer_tokens=2))])
+    states, _ = run(
+        model, forcing_tokens(), [Request("q", prompt(0), Budget(50, max_answer_tokens=2))]
+    )
     st = states[("q", 0)]
     assert st.thinking_ids() == [36] and not st.capped
     assert st.generated[1 : 2 + len(ANSWER)] == [NL, *ANSWER]
@@ -175,18 +193,30 @@ def test_multi_token_delimiter_is_rolled_back_exactly(tiny_model):
 
 def test_samples_share_one_prefill_and_are_reproducible(tiny_model):
     tokens = forcing_tokens()
-    req = lambda: Request("q", prompt(5), Budget(12, max_answer_tokens=3), samples=[0, 1, 2, 3], seeds=[7, 8, 9, 10])  # noqa: E731
+    req = lambda: Request(
+        "q", prompt(5), Budget(12, max_answer_tokens=3), samples=[0, 1, 2, 3], seeds=[7, 8, 9, 10]
+    )  # noqa: E731
     sampling = SamplingConfig(temperature=1.0, top_p=0.9, top_k=20)
     a, stats = run(tiny_model, tokens, [req()], batch_size=4, sampling=sampling)
     assert stats.prefill_tokens == len(prompt(5))  # one prefill for four samples
-    b, _ = run(tiny_model, tokens, [req(), Request("other", prompt(2), Budget(3))], batch_size=2, sampling=sampling)
-    assert all(a[("q", s)].generated == b[("q", s)].generated for s in range(4))  # batch layout does not matter
+    b, _ = run(
+        tiny_model,
+        tokens,
+        [req(), Request("other", prompt(2), Budget(3))],
+        batch_size=2,
+        sampling=sampling,
+    )
+    assert all(
+        a[("q", s)].generated == b[("q", s)].generated for s in range(4)
+    )  # batch layout does not matter
     assert len({tuple(a[("q", s)].generated) for s in range(4)}) > 1  # different seeds differ
 
 
 def test_skewed_sweep_keeps_rows_busy(tiny_model):
     model = Scripted(tiny_model, NEVER_END)
-    requests = [Request(i, prompt(i), Budget([4, 64, 8, 16][i % 4], max_answer_tokens=2)) for i in range(24)]
+    requests = [
+        Request(i, prompt(i), Budget([4, 64, 8, 16][i % 4], max_answer_tokens=2)) for i in range(24)
+    ]
     _, stats = run(model, forcing_tokens(), requests, batch_size=4)
     assert stats.utilization > 0.9, stats  # a static batch would idle ~60% here
 
@@ -197,7 +227,14 @@ def test_multiround_matches_single_pass_greedy(tiny_model):
     requests = [Request(i, prompt(i), Budget(cap, num_ignore=k, max_answer_tokens=4)) for i, (cap, k) in
                 enumerate([(3, 0), (10, 2), (None, 1), (6, 5), (40, 3)])]  # fmt: skip
     single, _ = run(model, tokens, requests, batch_size=5)
-    multi = {(f.request.key, f.sample): f.state for f in run_multiround(model, tokens, requests, batch_size=5)}
+    multi = {
+        (f.request.key, f.sample): f.state
+        for f in run_multiround(model, tokens, requests, batch_size=5)
+    }
     for key, st in single.items():
         assert multi[key].generated == st.generated, key
-        assert (multi[key].thinking_tokens, multi[key].waits, multi[key].capped) == (st.thinking_tokens, st.waits, st.capped)
+        assert (multi[key].thinking_tokens, multi[key].waits, multi[key].capped) == (
+            st.thinking_tokens,
+            st.waits,
+            st.capped,
+        )

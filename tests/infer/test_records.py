@@ -16,7 +16,14 @@ from thinkscale.infer.records import RecordWriter, load_records, record_key
 
 
 def rec(i, budget=8):
-    return {"task": "t", "id": f"q{i}", "sample": 0, "budget": budget, "num_ignore": 0, "correct": True}
+    return {
+        "task": "t",
+        "id": f"q{i}",
+        "sample": 0,
+        "budget": budget,
+        "num_ignore": 0,
+        "correct": True,
+    }
 
 
 def test_truncated_last_line_is_cut_and_keys_skip(tmp_path):
@@ -49,7 +56,12 @@ GEN = [sys.executable, "-m", "thinkscale.cli", "generate", "--data", "{data}", "
 
 def test_killed_process_resumes_exactly_once(tmp_path, tiny_checkpoint):
     data = tmp_path / "q.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "q": f"What is {i}+{i}?", "a": str(2 * i)}) + "\n" for i in range(40)))
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "q": f"What is {i}+{i}?", "a": str(2 * i)}) + "\n"
+            for i in range(40)
+        )
+    )
     out = tmp_path / "results.jsonl"
     cmd = [c.format(data=data, model=tiny_checkpoint, out=out) for c in GEN]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -69,3 +81,32 @@ def test_killed_process_resumes_exactly_once(tmp_path, tiny_checkpoint):
     before = out.read_bytes()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     assert out.read_bytes() == before
+
+
+def test_grading_workers_exit_when_their_parent_is_killed(tmp_path):
+    """SIGKILL skips cleanup; the grading pool's workers must not linger as orphans."""
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import time\n"
+        "from thinkscale.tasks.grading import GradingPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = GradingPool(workers=1)\n"
+        "    pool.grade([('math', '1', '1')])\n"
+        "    print(list(pool._pool._processes), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = json.loads(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [
+            w
+            for w in workers
+            if os.path.exists(f"/proc/{w}")
+            and "zombie" not in open(f"/proc/{w}/status").read().lower()
+        ]
+    assert not alive, alive

@@ -65,6 +65,9 @@ def test_nested_braces_and_marker_helpers():
     assert len(MATH_CASES) + len(NUMBER_CASES) >= 30
 
 
-@pytest.mark.parametrize("solution,gold", [("x\n#### 18", "18"), ("#### 1,000", "1000"), ("#### -3", "-3"), ("#### 2.50", "2.5")])
+@pytest.mark.parametrize(
+    "solution,gold",
+    [("x\n#### 18", "18"), ("#### 1,000", "1000"), ("#### -3", "-3"), ("#### 2.50", "2.5")],
+)
 def test_gsm8k_gold(solution, gold):
     assert gsm8k_gold(solution) == gold

@@ -5,8 +5,16 @@ from thinkscale.tasks.grading import GradingPool, math_equal, numeric_equal
 
 
 def test_numeric_equal():
-    assert numeric_equal("18", "18") and numeric_equal("1,000", "1000") and numeric_equal("2.50", "2.5")
-    assert not numeric_equal("17", "18") and not numeric_equal(None, "1") and not numeric_equal("x", "1")
+    assert (
+        numeric_equal("18", "18")
+        and numeric_equal("1,000", "1000")
+        and numeric_equal("2.50", "2.5")
+    )
+    assert (
+        not numeric_equal("17", "18")
+        and not numeric_equal(None, "1")
+        and not numeric_equal("x", "1")
+    )
 
 
 def test_math_equal_uses_equivalence_not_strings():
@@ -18,7 +26,14 @@ def test_math_equal_uses_equivalence_not_strings():
 
 def test_pool_grades_and_never_hangs():
     with GradingPool(workers=1, timeout=30) as pool:
-        got = pool.grade([("math", "\\frac{1}{2}", "0.5"), ("numeric", "3", "3"), ("math", None, "1"), ("math", "2", "3")])
+        got = pool.grade(
+            [
+                ("math", "\\frac{1}{2}", "0.5"),
+                ("numeric", "3", "3"),
+                ("math", None, "1"),
+                ("math", "2", "3"),
+            ]
+        )
     assert got == [True, True, False, False]
 
 
@@ -36,7 +51,10 @@ def test_gsm8k_gold_solutions_agree_with_answers():
     task = get_task("gsm8k")
     examples = task.load()
     assert len(examples) == 1319 and len(type(task)("train").load()) == 7473
-    ok = [task.grade(task.extract(e.meta["solution"].replace("####", "Answer:")), e.gold) for e in examples]
+    ok = [
+        task.grade(task.extract(e.meta["solution"].replace("####", "Answer:")), e.gold)
+        for e in examples
+    ]
     assert all(ok)
 
 

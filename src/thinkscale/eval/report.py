@@ -27,20 +27,31 @@ def plot_scaling(metrics: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    lines = defaultdict(list)
-    for r in metrics["runs"]:
-        lines[(r["task"], r["num_ignore"])].append(r)
-    for (task, ni), runs in sorted(lines.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        runs.sort(key=lambda r: r["avg_thinking_tokens"])
-        xs = [r["avg_thinking_tokens"] for r in runs]
-        ys = [100 * r["accuracy"] for r in runs]
-        label = f"{task}, cap" if ni == 0 else f"{task}, cap + {ni} Wait"
-        ax.plot(
-            xs, ys, marker="o" if ni == 0 else "s", linestyle="-" if ni == 0 else "--", label=label
+    for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
+        runs = [r for r in metrics["runs"] if r["task"] == task]
+        caps = sorted(
+            (r for r in runs if r["num_ignore"] == 0), key=lambda r: r["avg_thinking_tokens"]
         )
-        for r, x, y in zip(runs, xs, ys):
-            ax.annotate(str(r["budget"] if r["budget"] is not None else "∞"), (x, y), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)  # fmt: skip
+        line = ax.plot([r["avg_thinking_tokens"] for r in caps], [100 * r["accuracy"] for r in caps], marker="o",
+                       label=f"{task}: thinking cap")  # fmt: skip
+        for r in caps:
+            ax.annotate(f"cap {r['budget'] if r['budget'] is not None else '∞'}", (r["avg_thinking_tokens"],
+                        100 * r["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=7)  # fmt: skip
+        # extend: a dashed path from each cap's point through its runs with 1, 2, ... Waits
+        by_budget = defaultdict(list)
+        for r in runs:
+            by_budget[r["budget"]].append(r)
+        for budget, group in by_budget.items():
+            group.sort(key=lambda r: r["num_ignore"])
+            if len(group) < 2 or all(r["num_ignore"] == 0 for r in group):
+                continue
+            ax.plot([r["avg_thinking_tokens"] for r in group], [100 * r["accuracy"] for r in group], marker="s",
+                    linestyle="--", color=line[0].get_color(), alpha=0.6,
+                    label=f"{task}: extend at cap {budget if budget is not None else '∞'}")  # fmt: skip
+            for r in group:
+                if r["num_ignore"]:
+                    ax.annotate(f"+{r['num_ignore']} Wait", (r["avg_thinking_tokens"], 100 * r["accuracy"]),
+                                textcoords="offset points", xytext=(4, -10), fontsize=7)  # fmt: skip
     ax.set_xlabel("average thinking tokens")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Sequential scaling: budget forcing (labels: thinking cap)")

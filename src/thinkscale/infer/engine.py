@@ -215,28 +215,28 @@ class HFEngine:
         if sampling.greedy:
             picks = sub.argmax(-1).tolist()
         else:
-            probs = _filtered_probs(sub, sampling)
-            picks = [
-                int(torch.multinomial(probs[j], 1, generator=rows[i].generator))
-                for j, i in enumerate(free)
-            ]
+            picks = _sample(sub, sampling, [rows[i].generator for i in free])
         for j, i in enumerate(free):
             chosen[i] = picks[j]
         return chosen  # type: ignore[return-value]
 
 
-def _filtered_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+def _sample(logits: torch.Tensor, sampling: SamplingConfig, generators: list) -> list[int]:
+    """Temperature, top-k, top-p, then one draw per row from that row's own generator.
+
+    With top-k set, top-p and the draw work on the k best logits only (no full-vocabulary sort).
+    """
     logits = logits / sampling.temperature
-    if sampling.top_k and sampling.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    k = sampling.top_k if 0 < sampling.top_k < logits.shape[-1] else logits.shape[-1]
+    values, index = torch.topk(logits, k, dim=-1)  # sorted, descending
     if sampling.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) > sampling.top_p  # keep the token that crosses top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return logits.softmax(-1)
+        probs = values.softmax(-1)
+        drop = probs.cumsum(-1) - probs > sampling.top_p  # keep the token that crosses top_p
+        values = values.masked_fill(drop, float("-inf"))
+    probs = values.softmax(-1)
+    return [
+        int(index[j, torch.multinomial(probs[j], 1, generator=g)]) for j, g in enumerate(generators)
+    ]
 
 
 def _layers(cache):

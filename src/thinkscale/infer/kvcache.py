@@ -66,7 +66,11 @@ class GrowingLayer(DynamicLayer):
         return self._n
 
     def crop(self, tokens_to_remove: int) -> None:
-        self._n = max(0, self._n - abs(tokens_to_remove)) if tokens_to_remove < 0 else min(self._n, tokens_to_remove)
+        self._n = (
+            max(0, self._n - abs(tokens_to_remove))
+            if tokens_to_remove < 0
+            else min(self._n, tokens_to_remove)
+        )
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self._k is not None:
@@ -81,5 +85,7 @@ class GrowingLayer(DynamicLayer):
 def growing_cache(config) -> DynamicCache:
     """A DynamicCache whose full-attention layers append in place (others stay as they are)."""
     cache = DynamicCache(config=config)
-    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    cache.layers = [
+        GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers
+    ]
     return cache

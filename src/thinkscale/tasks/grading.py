@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Sequence
 
 GradeFn = Callable[[str | None, str], bool]
@@ -52,6 +53,20 @@ def _grade_one(kind: str, pred: str | None, gold: str) -> bool:
     return GRADERS[kind](pred, gold)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: a worker whose parent was killed (SIGKILL skips cleanup) exits too."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class GradingPool:
     """Grades (kind, pred, gold) triples in worker processes; a hung item counts as wrong."""
 
@@ -62,7 +77,12 @@ class GradingPool:
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(
+                self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def grade(self, items: Sequence[tuple[str, str | None, str]]) -> list[bool]:
