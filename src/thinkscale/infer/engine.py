@@ -179,8 +179,9 @@ class HFEngine:
             use_cache=True,
             logits_to_keep=1,
         )
-        self.stats.prefill_tokens += int(mask.sum())
         fan_out = [g for g, (_, take) in enumerate(groups) for _ in take]
+        self.stats.prefill_tokens += int(mask.sum())
+        self.stats.row_steps += len(fan_out)  # each row's first token comes from the prefill logits
         fan_idx = torch.tensor(fan_out, dtype=torch.long, device=self.device)
         if fan_out != list(range(len(groups))):
             cache.batch_select_indices(fan_idx)
