@@ -22,7 +22,7 @@ import time
 import torch
 
 from thinkscale.formats import get_format
-from thinkscale.infer.engine import HFEngine, Request
+from thinkscale.infer.engine import HFEngine, Request, left_pad
 from thinkscale.infer.forcing import Budget, ForcingTokens
 from thinkscale.infer.multiround import run_multiround
 from thinkscale.models import load_model
@@ -51,11 +51,7 @@ def plain_generate(
     total, seconds = 0, 0.0
     for start in range(0, len(prompt_ids), batch):
         chunk = prompt_ids[start : start + batch]
-        width = max(map(len, chunk))
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(chunk):
-            ids[i, width - len(p) :], mask[i, width - len(p) :] = torch.tensor(p), 1
+        ids, mask = left_pad(chunk, tokenizer.pad_token_id)
         with torch.inference_mode():
             _, dt = timed(lambda ids=ids, mask=mask: model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,

@@ -193,9 +193,16 @@ def test_multi_token_delimiter_is_rolled_back_exactly(tiny_model):
 
 def test_samples_share_one_prefill_and_are_reproducible(tiny_model):
     tokens = forcing_tokens()
-    req = lambda: Request(
-        "q", prompt(5), Budget(12, max_answer_tokens=3), samples=[0, 1, 2, 3], seeds=[7, 8, 9, 10]
-    )  # noqa: E731
+
+    def req() -> Request:
+        return Request(
+            "q",
+            prompt(5),
+            Budget(12, max_answer_tokens=3),
+            samples=[0, 1, 2, 3],
+            seeds=[7, 8, 9, 10],
+        )
+
     sampling = SamplingConfig(temperature=1.0, top_p=0.9, top_k=20)
     a, stats = run(tiny_model, tokens, [req()], batch_size=4, sampling=sampling)
     assert stats.prefill_tokens == len(prompt(5))  # one prefill for four samples

@@ -162,13 +162,7 @@ class HFEngine:
                 waiting.appendleft((request, rest))
             groups.append((request, take))
             free -= len(take)
-        width = max(len(r.prompt_ids) for r, _ in groups)
-        ids = torch.full((len(groups), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(groups), width), dtype=torch.long)
-        for g, (request, _) in enumerate(groups):
-            n = len(request.prompt_ids)
-            ids[g, width - n :] = torch.tensor(request.prompt_ids)
-            mask[g, width - n :] = 1
+        ids, mask = left_pad([r.prompt_ids for r, _ in groups], self.pad_token_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = growing_cache(self.model.config)
         out = self.model(
@@ -220,6 +214,17 @@ class HFEngine:
         for j, i in enumerate(free):
             chosen[i] = picks[j]
         return chosen  # type: ignore[return-value]
+
+
+def left_pad(seqs: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> (ids, attention mask), right-aligned so every row's last token is last."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
 
 
 def _sample(logits: torch.Tensor, sampling: SamplingConfig, generators: list) -> list[int]:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from thinkscale.infer.engine import Finished, Request, SamplingConfig
+from thinkscale.infer.engine import Finished, Request, SamplingConfig, left_pad
 from thinkscale.infer.forcing import ANSWER, DONE, ForcingTokens, RowState
 
 
 def _generate(model, seqs: list[list[int]], max_new: int, min_new: int, stop: list[int], pad: int):
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s) :] = torch.tensor(s)
-        mask[i, width - len(s) :] = 1
+    ids, mask = left_pad(seqs, pad)
+    width = ids.shape[1]
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
