@@ -114,6 +114,47 @@ def cmd_report(args) -> None:
     print(f"wrote scaling.png, parallel.png, report.html, metrics.json in {args.run}")
 
 
+def _add_dataclass_flags(
+    p: argparse.ArgumentParser, cls, help_: dict[str, str] | None = None
+) -> None:
+    """One flag per config field (`max_length` -> `--max-length`), so the CLI mirrors the config."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        text = (help_ or {}).get(f.name, "") + f" (default: {f.default})"
+        if kind is bool or kind == (bool | None):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
+            )
+            continue
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        p.add_argument(flag, type=base, default=f.default, help=text)
+
+
+def cmd_train_sft(args) -> None:
+    from thinkscale.train.sft import SFTRunConfig, train_sft
+
+    values = {f.name: getattr(args, f.name) for f in fields(SFTRunConfig)}
+    if args.config:
+        import yaml
+
+        try:
+            from_file = yaml.safe_load(open(args.config, encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ThinkscaleError(f"{args.config}: cannot read config ({e})") from None
+        unknown = set(from_file) - set(values)
+        if unknown:
+            raise ThinkscaleError(f"{args.config}: unknown field(s) {', '.join(sorted(unknown))}")
+        defaults = {f.name: f.default for f in fields(SFTRunConfig)}
+        # the file sets the base; flags given on the command line (non-default values) win
+        values = {k: (v if v != defaults[k] else from_file.get(k, v)) for k, v in values.items()}
+    out = train_sft(SFTRunConfig(**values))
+    print(f"checkpoint in {out} (load it with --model {out})")
+
+
 def cmd_demo(args) -> None:
     from thinkscale.demo import DemoConfig, run_demo
 
@@ -162,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="scaling.png, parallel.png and report.html for a run dir")
     r.add_argument("run", help="run directory (with results.jsonl)")
     r.set_defaults(func=cmd_report)
+
+    t = sub.add_parser("train", help="fine-tune on reasoning traces (train sft)")
+    tsub = t.add_subparsers(dest="train_command", required=True, metavar="STAGE")
+    sft = tsub.add_parser(
+        "sft",
+        help="completion-only SFT on think/answer traces (TRL SFTTrainer)",
+        description="Fine-tune a causal LM on reasoning traces; loss on the assistant turn only. Writes a "
+        "normal HF checkpoint to --out that `generate`, `sweep` and `demo` load with --model.",
+    )
+    from thinkscale.train.sft import SFTRunConfig
+
+    _add_dataclass_flags(sft, SFTRunConfig, {
+        "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | arith",
+        "max_steps": "stop after N optimizer steps (overrides --epochs when > 0)",
+        "allow_truncation": "keep samples longer than --max-length (truncated) instead of refusing/dropping",
+    })  # fmt: skip
+    sft.add_argument("--config", help="a YAML file with any of these fields; flags given here win")
+    sft.set_defaults(func=cmd_train_sft)
 
     d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
                        description="Budget-forcing sweep of the embedded SmolLM2-135M on a GSM8K test subset: "

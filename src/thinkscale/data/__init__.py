@@ -1,0 +1,1 @@
+"""Data: reasoning traces in, validated; built-in trace corpora; curation stages (later)."""

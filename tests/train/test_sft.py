@@ -1,0 +1,104 @@
+"""SFT with TRL on a tiny random model: labels, a real smoke run, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thinkscale import ThinkscaleError
+from thinkscale.cli import main
+from thinkscale.data.arith import ArithConfig, arith_traces
+from thinkscale.train.sft import SFTRunConfig, prepare, to_conversations, train_sft
+
+
+def test_labels_are_minus_100_exactly_on_the_prompt(tiny_model, tokenizer, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = to_conversations(arith_traces(ArithConfig(count=6, seed=3)), "s1")
+    args = SFTConfig(output_dir=str(tmp_path), max_length=512, completion_only_loss=True, bf16=False,
+                     report_to=[], use_cpu=True, gradient_checkpointing=False)  # fmt: skip
+    trainer = SFTTrainer(
+        model=tiny_model.float(),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    examples = [trainer.train_dataset[i] for i in range(len(rows))]
+    batch = trainer.data_collator(examples)
+    for i, row in enumerate(rows):
+        prompt = tokenizer.apply_chat_template(
+            row["prompt"], tokenize=True, add_generation_prompt=True
+        )
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+        prompt = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+        full = full["input_ids"] if hasattr(full, "keys") else full
+        ids, labels = batch["input_ids"][i].tolist(), batch["labels"][i].tolist()
+        n, p = len(full), len(prompt)
+        assert ids[:n] == full
+        assert labels[:p] == [-100] * p  # every prompt token masked
+        assert labels[p:n] == full[p:]  # every completion token trained, through <|im_end|>
+        assert all(x == -100 for x in labels[n:])  # padding masked
+        assert tokenizer.decode(full[p:]).startswith("<|im_start|>think\n")
+        assert "<|im_end|>" in tokenizer.decode(full[p:])
+    tiny_model.double()
+
+
+def write_traces(path, n=24):
+    path.write_text(
+        "".join(
+            json.dumps(r) + "\n" for r in arith_traces(ArithConfig(count=n, max_digits=2, seed=0))
+        )
+    )
+    return path
+
+
+def test_smoke_sft_writes_a_checkpoint_that_generate_loads(tmp_path, tiny_checkpoint):
+    data = write_traces(tmp_path / "traces.jsonl")
+    out = tmp_path / "sft"
+    cfg = SFTRunConfig(data=str(data), out=str(out), model=str(tiny_checkpoint), max_steps=3, batch_size=4,
+                       micro_batch_size=2, learning_rate=1e-3, max_length=256, save_steps=2, logging_steps=1)  # fmt: skip
+    train_sft(cfg)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "thinkscale_sft.json"):
+        assert (out / name).exists(), name
+    assert list((out / "checkpoints").glob("checkpoint-*"))
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"question": "What is 2 + 3?", "answer": "5"}\n')
+    res = tmp_path / "res.jsonl"
+    assert main(["generate", "--data", str(q), "--model", str(out), "--budget", "8", "--max-answer-tokens", "4",
+                 "--out", str(res)]) == 0  # fmt: skip
+    rec = json.loads(res.read_text())
+    assert rec["thinking_tokens"] <= 8
+    # the same output dir holds a run now: refused, nothing overwritten
+    with pytest.raises(ThinkscaleError, match="holds a finished or running SFT run"):
+        train_sft(cfg)
+
+
+def test_bad_traces_and_lengths(tmp_path, tokenizer):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"question": "q", "thinking": "t", "answer": "1"}\n{"question": "q", "answer": "1"}\n'
+    )
+    with pytest.raises(ThinkscaleError, match=r"bad.jsonl:2: missing field 'thinking'"):
+        prepare(SFTRunConfig(data=str(bad)), tokenizer)
+    bad.write_text('{"question": "q", "thinking": "  ", "answer": "1"}\n')
+    with pytest.raises(ThinkscaleError, match=r"bad.jsonl:1: empty field 'thinking'"):
+        prepare(SFTRunConfig(data=str(bad)), tokenizer)
+    data = write_traces(tmp_path / "traces.jsonl")
+    with pytest.raises(ThinkscaleError, match="shorter than every prompt"):
+        prepare(SFTRunConfig(data=str(data), max_length=10), tokenizer)
+    with pytest.raises(ThinkscaleError, match="--allow-truncation"):
+        prepare(SFTRunConfig(data=str(data), max_length=60), tokenizer)
+    rows, report = prepare(
+        SFTRunConfig(data=str(data), max_length=60, allow_truncation=True), tokenizer
+    )
+    assert len(rows) == 24 and report["over_max_length"] > 0
+
+
+def test_cli_refuses_a_foreign_output_dir(tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "something.txt").write_text("x")
+    assert main(["train", "sft", "--out", str(out), "--max-steps", "1"]) != 0
+    assert "not empty" in capsys.readouterr().err
