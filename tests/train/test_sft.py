@@ -71,7 +71,7 @@ def test_smoke_sft_writes_a_checkpoint_that_generate_loads(tmp_path, tiny_checkp
     rec = json.loads(res.read_text())
     assert rec["thinking_tokens"] <= 8
     # the same output dir holds a run now: refused, nothing overwritten
-    with pytest.raises(ThinkscaleError, match="holds a finished or running SFT run"):
+    with pytest.raises(ThinkscaleError, match="holds an SFT run; pass --resume"):
         train_sft(cfg)
 
 
@@ -102,3 +102,56 @@ def test_cli_refuses_a_foreign_output_dir(tmp_path, capsys):
     (out / "something.txt").write_text("x")
     assert main(["train", "sft", "--out", str(out), "--max-steps", "1"]) != 0
     assert "not empty" in capsys.readouterr().err
+
+
+def test_sigkill_then_resume_reaches_the_same_weights(tmp_path, tiny_checkpoint):
+    """Kill training mid-way with SIGKILL, resume: the final weights equal an uninterrupted run's
+    (fp32 on CPU is deterministic here; tolerance 1e-6 absolute)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    data = write_traces(tmp_path / "traces.jsonl", n=48)
+    flags = ["--data", str(data), "--model", str(tiny_checkpoint), "--max-steps", "12", "--batch-size", "4",
+             "--micro-batch-size", "2", "--learning-rate", "1e-3", "--max-length", "256", "--save-steps", "3",
+             "--logging-steps", "1"]  # fmt: skip
+    cmd = [sys.executable, "-m", "thinkscale.cli", "train", "sft", *flags]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(
+        [*cmd, "--out", str(tmp_path / "straight")], env=env, check=True, capture_output=True
+    )
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while (
+        time.time() < deadline
+        and not (out / "checkpoints" / "checkpoint-6" / "trainer_state.json").exists()
+    ):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "config.json").exists()  # it really died before finishing
+    done = subprocess.run(
+        [*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from" in done.stdout
+    a, b = (
+        load_file(tmp_path / "straight" / "model.safetensors"),
+        load_file(out / "model.safetensors"),
+    )
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] - b[k]).abs().max() <= 1e-6, k
+    # resuming a finished run, or with other settings, is refused
+    again = subprocess.run(
+        [*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert again.returncode != 0 and "already finished" in again.stderr

@@ -56,6 +56,7 @@ class SFTRunConfig:
     report_to: str = "none"  # none | tensorboard | wandb
     seed: int = 0
     bf16: bool | None = None  # None: bf16 on a CUDA device that supports it, fp32 elsewhere
+    resume: bool = False  # continue the run in `out` from its latest checkpoint
 
     def validate(self) -> None:
         get_format(self.format)
@@ -113,14 +114,37 @@ def _ids(encoded) -> list[int]:
     )
 
 
-def _check_out_dir(out: Path, cfg: SFTRunConfig) -> None:
-    """An output dir may be new or empty; one holding another run is refused (nothing overwritten)."""
-    if not out.exists() or not any(out.iterdir()):
-        return
+def _check_out_dir(out: Path, cfg: SFTRunConfig) -> str | None:
+    """An output dir may be new or empty; with `resume`, it must hold this same run. Returns the
+    checkpoint to resume from (None: start fresh). Nothing of another run is ever overwritten."""
     marker = out / RUN_FILE
+    if cfg.resume:
+        if not marker.exists():
+            raise ThinkscaleError(f"{out}: no thinkscale SFT run to resume (no {RUN_FILE})")
+        saved = json.loads(marker.read_text())["config"]
+        mine = {k: v for k, v in asdict(cfg).items() if k != "resume"}
+        diff = sorted(k for k in mine if saved.get(k) != mine[k])
+        if diff:
+            raise ThinkscaleError(
+                f"{out}: holds a run with different settings ({', '.join(diff)}); cannot resume it"
+            )
+        if (out / "config.json").exists():
+            raise ThinkscaleError(f"{out}: this run already finished")
+        return latest_checkpoint(out)
+    if not out.exists() or not any(out.iterdir()):
+        return None
     if marker.exists():
-        raise ThinkscaleError(f"{out}: holds a finished or running SFT run; choose another --out")
+        raise ThinkscaleError(
+            f"{out}: holds an SFT run; pass --resume to continue it, or choose another --out"
+        )
     raise ThinkscaleError(f"{out}: not empty and not a thinkscale SFT run; choose another --out")
+
+
+def latest_checkpoint(out: Path) -> str | None:
+    ckpts = [
+        p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+    ]
+    return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
 
 
 def prepare(cfg: SFTRunConfig, tokenizer) -> tuple[list[dict], dict]:
@@ -170,7 +194,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     cfg.validate()
     out = Path(cfg.out)
-    _check_out_dir(out, cfg)
+    resume_from = _check_out_dir(out, cfg)
     path = resolve_model_path(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:
@@ -179,7 +203,9 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps({"config": asdict(cfg), "lengths": report}, indent=2))
+    if not cfg.resume:
+        run = {"config": {k: v for k, v in asdict(cfg).items() if k != "resume"}, "lengths": report}
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2))
     bf16 = (
         cfg.bf16
         if cfg.bf16 is not None
@@ -211,7 +237,11 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
-    trainer.train()
+    if resume_from:
+        print(f"resuming from {resume_from} (optimizer, scheduler, RNG and data order restored)")
+    elif cfg.resume:
+        print("no checkpoint yet: starting from the beginning")
+    trainer.train(resume_from_checkpoint=resume_from)
     _save_final(trainer, tokenizer, out)
     return out
 
