@@ -65,3 +65,9 @@ def tiny_checkpoint(tmp_path_factory, tokenizer):
     make_model(len(tokenizer), dtype=torch.float32).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_float_model(tokenizer):
+    """fp32 (as training runs), fresh per test since training mutates it."""
+    return make_model(len(tokenizer), dtype=torch.float32)
