@@ -158,7 +158,7 @@ def cmd_train_sft(args) -> None:
 def cmd_demo(args) -> None:
     from thinkscale.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=args.out, quick=args.quick, limit=args.limit))
+    run_demo(DemoConfig(out=args.out, quick=args.quick, limit=args.limit, train=args.train))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,11 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     sft.set_defaults(func=cmd_train_sft)
 
     d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
-                       description="Budget-forcing sweep of the embedded SmolLM2-135M on a GSM8K test subset: "
-                                   "writes results.jsonl, metrics.json, scaling.png, parallel.png, report.html.")  # fmt: skip
+                       description="Fine-tune the embedded SmolLM2-135M on arithmetic traces, then sweep the thinking "
+                                   "budget on held-out arithmetic and on GSM8K: writes model/, results.jsonl, "
+                                   "metrics.json, scaling.png, parallel.png, report.html.")  # fmt: skip
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--quick", action="store_true", help="a ~3 minute version (for tests)")
     d.add_argument("--limit", type=int, default=None, help="number of GSM8K questions")
+    d.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
+                   help="fine-tune on arithmetic traces first (--no-train: sweep the embedded model as is)")  # fmt: skip
     d.set_defaults(func=cmd_demo)
     return p
 

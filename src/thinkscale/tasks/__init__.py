@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from thinkscale import ThinkscaleError
+from thinkscale.tasks.arith import Arith
 from thinkscale.tasks.base import Example, Task
 from thinkscale.tasks.builtin import GSM8K, MATH, MATH500
 from thinkscale.tasks.custom import FileTask
 
-TASKS: dict[str, type[Task]] = {"gsm8k": GSM8K, "math500": MATH500, "math": MATH}
+TASKS: dict[str, type[Task]] = {"gsm8k": GSM8K, "math500": MATH500, "math": MATH, "arith": Arith}
 
 
 def get_task(name: str) -> Task:

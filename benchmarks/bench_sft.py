@@ -1,0 +1,96 @@
+"""SFT throughput: TRL packing (bfd, padding-free) vs TRL's padded batching (not a timed test).
+
+Same model (the embedded SmolLM2-135M), same traces (gsm8k-train, whose lengths vary, which is
+where padding costs), same optimizer steps; each mode runs in its own process so its peak memory
+(max RSS) is its own. Prints P4 = real (non-padding) tokens/s packed / padded.
+
+    python benchmarks/bench_sft.py [--json] [--steps N] [--batch B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+
+
+def one_mode(packing: bool, steps: int, batch: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from thinkscale.data.traces import load_traces
+    from thinkscale.models import embedded_checkpoint
+    from thinkscale.train.sft import to_conversations
+
+    path = embedded_checkpoint()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    rows = to_conversations(load_traces("gsm8k-train", limit=steps * batch * 2), "s1")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SFTConfig(output_dir=tmp, max_steps=steps, per_device_train_batch_size=batch, packing=packing,
+                         max_length=1024, bf16=False, gradient_checkpointing=False, report_to=[], use_cpu=True,
+                         logging_steps=1, save_strategy="no", learning_rate=1e-5, seed=0)  # fmt: skip
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
+        padded_tokens = 0
+        for i, b in enumerate(trainer.get_train_dataloader()):
+            if i >= steps:
+                break
+            padded_tokens += b["input_ids"].numel()
+        out = trainer.train()
+    real_tokens = (
+        float(trainer.state.log_history[-2].get("num_tokens", 0))
+        if len(trainer.state.log_history) > 1
+        else 0.0
+    )
+    seconds = out.metrics["train_runtime"]
+    return {
+        "packing": packing,
+        "steps": steps,
+        "seconds": seconds,
+        "real_tokens": real_tokens,
+        "tokens_per_s": real_tokens / seconds,
+        "computed_tokens": padded_tokens,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--mode", choices=["packed", "padded"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.mode:
+        print(json.dumps(one_mode(args.mode == "packed", args.steps, args.batch)))
+        return
+    res = {}
+    for mode in ("padded", "packed"):
+        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps), "--batch",
+                               str(args.batch)], capture_output=True, text=True, check=True)  # fmt: skip
+        res[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = {"p4": res["packed"]["tokens_per_s"] / res["padded"]["tokens_per_s"], **res}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for mode in ("padded", "packed"):
+            r = res[mode]
+            print(f"{mode:>6}: {r['tokens_per_s']:.1f} real tokens/s ({r['real_tokens']:.0f} tokens, {r['computed_tokens']} "
+                  f"computed, {r['seconds']:.1f} s), peak RSS {r['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(f"P4 = packed / padded tokens/s = {result['p4']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Held-out arithmetic problems: the evaluation side of the procedural `arith` trace corpus."""
+
+from __future__ import annotations
+
+from thinkscale.data.arith import ArithConfig, arith_traces
+from thinkscale.tasks.base import Example, Task
+from thinkscale.tasks.extract import extract_number
+
+TRAIN_CONFIG = ArithConfig()  # what `--data arith` trains on
+
+
+class Arith(Task):
+    name = "arith"
+    grader = "numeric"
+    instruction = ""  # the question alone, as in the training traces
+
+    def __init__(self, config: ArithConfig | None = None):
+        self.config = config or ArithConfig(seed=TRAIN_CONFIG.seed + 1, count=1000)
+
+    def load(self, limit: int | None = None) -> list[Example]:
+        seen = {t["question"] for t in arith_traces(TRAIN_CONFIG)}
+        examples = []
+        for t in arith_traces(self.config):
+            if t["question"] in seen:  # held out: never a training question
+                continue
+            seen.add(t["question"])
+            examples.append(
+                Example(t["id"].replace("arith-", "arith-eval-"), t["question"], t["answer"], {})
+            )
+            if limit is not None and len(examples) >= limit:
+                break
+        return examples
+
+    def extract(self, answer: str) -> str | None:
+        return extract_number(answer)
