@@ -1,8 +1,9 @@
 """SFT throughput: TRL packing (bfd, padding-free) vs TRL's padded batching (not a timed test).
 
 Same model (the embedded SmolLM2-135M), same traces (gsm8k-train, whose lengths vary, which is
-where padding costs), same optimizer steps; each mode runs in its own process so its peak memory
-(max RSS) is its own. Prints P4 = real (non-padding) tokens/s packed / padded.
+where padding costs), about the same real tokens per step (padded: 8 traces; packed: 4 rows of
+512 tokens); each mode runs in its own process so its peak memory (max RSS) is its own. Prints
+P4 = real (non-padding) tokens/s packed / padded.
 
     python benchmarks/bench_sft.py [--json] [--steps N] [--batch B]
 """
@@ -31,9 +32,13 @@ def one_mode(packing: bool, steps: int, batch: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     rows = to_conversations(load_traces("gsm8k-train", limit=steps * batch * 2), "s1")
+    # Packed rows are max_length long and padding-free flattens a batch into one row; without
+    # flash-attention's varlen kernels (CPU sdpa) that row gets a dense mask, so keep it ~2k tokens:
+    # 8 x 1024 packed (one 8k row) was killed for memory here. Padded: 8 traces of ~250 tokens.
+    max_length, rows_per_step = (512, max(1, batch // 2)) if packing else (1024, batch)
     with tempfile.TemporaryDirectory() as tmp:
-        args = SFTConfig(output_dir=tmp, max_steps=steps, per_device_train_batch_size=batch, packing=packing,
-                         max_length=1024, bf16=False, gradient_checkpointing=False, report_to=[], use_cpu=True,
+        args = SFTConfig(output_dir=tmp, max_steps=steps, per_device_train_batch_size=rows_per_step, packing=packing,
+                         max_length=max_length, bf16=False, gradient_checkpointing=False, report_to=[], use_cpu=True,
                          logging_steps=1, save_strategy="no", learning_rate=1e-5, seed=0)  # fmt: skip
         trainer = SFTTrainer(
             model=model,
