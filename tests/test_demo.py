@@ -20,7 +20,13 @@ def test_demo_quick_on_the_embedded_model(tmp_path, capsys):
     assert (out / "model" / "model.safetensors").exists()  # the fine-tuned checkpoint
     metrics = json.loads((out / "metrics.json").read_text())
     runs = {(r["task"], r["budget"], r["num_ignore"]): r for r in metrics["runs"]}
-    assert set(runs) == {("arith", 8, 0), ("arith", 64, 0), ("gsm8k", 16, 0), ("gsm8k", 64, 0), ("gsm8k", 64, 1)}
+    assert set(runs) == {
+        ("arith", 8, 0),
+        ("arith", 64, 0),
+        ("gsm8k", 16, 0),
+        ("gsm8k", 64, 0),
+        ("gsm8k", 64, 1),
+    }
     assert set(metrics["tasks"]) == {"arith", "gsm8k"}
     g16, g64 = runs[("gsm8k", 16, 0)], runs[("gsm8k", 64, 0)]
     assert g16["max_thinking_tokens"] <= 16 and g64["max_thinking_tokens"] <= 64

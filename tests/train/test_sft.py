@@ -155,3 +155,29 @@ def test_sigkill_then_resume_reaches_the_same_weights(tmp_path, tiny_checkpoint)
         [*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, text=True
     )
     assert again.returncode != 0 and "already finished" in again.stderr
+
+
+def test_two_processes_data_parallel(tmp_path, tiny_checkpoint):
+    """`torchrun --nproc_per_node 2 -m thinkscale.train sft` on CPU (gloo, data parallel): one
+    process decides and writes; the result is one normal checkpoint."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = write_traces(tmp_path / "traces.jsonl", n=32)
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "thinkscale.train", "sft", "--data", str(data), "--model",
+           str(tiny_checkpoint), "--max-steps", "2", "--batch-size", "4", "--micro-batch-size", "2", "--max-length",
+           "256", "--save-steps", "2", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(
+        cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "config.json").exists() and (out / "model.safetensors").exists()
+    ranks = sorted(p.name for p in (out / "checkpoints" / "checkpoint-2").glob("rng_state_*.pth"))
+    assert ranks == ["rng_state_0.pth", "rng_state_1.pth"]  # really two processes
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out)

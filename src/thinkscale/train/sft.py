@@ -194,7 +194,12 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     cfg.validate()
     out = Path(cfg.out)
-    resume_from = _check_out_dir(out, cfg)
+    main_process = (
+        int(os.environ.get("RANK", "0")) == 0
+    )  # under `accelerate launch`, one process decides
+    resume_from = (
+        _check_out_dir(out, cfg) if main_process else latest_checkpoint(out) if cfg.resume else None
+    )
     path = resolve_model_path(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:
@@ -203,7 +208,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
 
     out.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
+    if not cfg.resume and main_process:
         run = {"config": {k: v for k, v in asdict(cfg).items() if k != "resume"}, "lengths": report}
         (out / RUN_FILE).write_text(json.dumps(run, indent=2))
     bf16 = (
@@ -242,15 +247,18 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     elif cfg.resume:
         print("no checkpoint yet: starting from the beginning")
     trainer.train(resume_from_checkpoint=resume_from)
-    _save_final(trainer, tokenizer, out)
+    _save_final(trainer, tokenizer, out, main_process)
     return out
 
 
-def _save_final(trainer, tokenizer, out: Path) -> None:
+def _save_final(trainer, tokenizer, out: Path, main_process: bool = True) -> None:
     """Save to a temp dir, then move files in; config.json last, so its presence means complete."""
     tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
+    if main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # every process calls it; the main process writes
+    if not main_process:
+        return
     tokenizer.save_pretrained(str(tmp))
     names = sorted(p.name for p in tmp.iterdir())
     for name in [n for n in names if n != "config.json"] + ["config.json"]:
