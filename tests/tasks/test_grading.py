@@ -86,3 +86,18 @@ def test_file_task_reads_parquet(tmp_path):
     pq.write_table(pa.table({"problem": ["1+1?", "2+3?"], "sol": ["2", "5"], "uid": ["a", "b"]}), f)
     ex = FileTask(f, "problem", "sol", "uid").load()
     assert [(e.id, e.gold) for e in ex] == [("a", "2"), ("b", "5")]
+
+
+def test_pool_timeout_marks_items_wrong_and_never_hangs():
+    """With a timeout far below a worker's start-up time every item times out: each is counted
+    wrong, the pool is restarted for the rest, and the call returns promptly."""
+    import time
+
+    items = [("math", "\\frac{1}{2}", "0.5")] * 3 + [("numeric", "3", "3")]
+    start = time.time()
+    with GradingPool(workers=1, timeout=0.001) as pool:
+        got = pool.grade(items)
+    assert got == [False, False, False, True]  # numeric needs no worker
+    assert time.time() - start < 30
+    with GradingPool(workers=1, timeout=30) as pool:  # and the same items grade fine with time
+        assert pool.grade(items) == [True, True, True, True]

@@ -116,7 +116,7 @@ def _table(rows: list[dict], cols: list[str]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _fmt(v) -> str:
