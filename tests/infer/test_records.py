@@ -110,3 +110,21 @@ def test_grading_workers_exit_when_their_parent_is_killed(tmp_path):
             and "zombie" not in open(f"/proc/{w}/status").read().lower()
         ]
     assert not alive, alive
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_checkpoint, capsys):
+    from thinkscale.cli import main
+
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"q": "1+1?", "a": "2"}\n')
+    out = tmp_path / "r.jsonl"
+    base = ["generate", "--data", str(data), "--question-field", "q", "--answer-field", "a", "--model",
+            str(tiny_checkpoint), "--budget", "4", "--max-answer-tokens", "2", "--out", str(out)]  # fmt: skip
+    assert main(base) == 0
+    before = out.read_bytes()
+    assert main([*base, "--temperature", "0.7", "--seed", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "other settings" in err and "temperature: 0.0 there, 0.7 now" in err
+    assert out.read_bytes() == before  # nothing written
+    assert main([*base, "--budget", "8"]) == 0  # same settings, a new budget: fine
+    assert len(load_records(out)) == 2

@@ -113,6 +113,7 @@ def generate(
 
         resolve_model_path(cfg.model)  # fail on a bad path before any output file exists
     out = Path(out)
+    check_settings(out, task.name, cfg)
     writer = RecordWriter(out)
     todo = []  # (example, budget, num_ignore, samples not yet written)
     for budget, ni in cfg.grid():
@@ -185,6 +186,31 @@ def generate(
             bar.close()
             writer.close()
     return out
+
+
+# settings that change what a record means: resuming with other values would mix two experiments
+SETTINGS = ("model", "format", "temperature", "seed", "min_thinking", "forcing")
+
+
+def check_settings(out: Path, task: str, cfg: GenerateConfig) -> None:
+    """Refuse to resume a results file whose records of this task were made with other settings."""
+    from thinkscale.infer.records import load_records
+
+    mine = {k: getattr(cfg, k) for k in SETTINGS}
+    for rec in load_records(out):
+        if rec.get("task") != task:
+            continue
+        diff = [
+            f"{k}: {rec[k]!r} there, {mine[k]!r} now"
+            for k in SETTINGS
+            if k in rec and rec[k] != mine[k]
+        ]
+        if diff:
+            raise ThinkscaleError(
+                f"{out} holds {task} records made with other settings ({'; '.join(diff)}); "
+                "use another --out, or the same settings to resume"
+            )
+        return  # one record stands for the file: every write goes through this check
 
 
 def to_record(fin, ex, budget, num_ignore, task: Task, fmt, tokenizer, cfg: GenerateConfig) -> dict:
