@@ -7,6 +7,7 @@ import json
 import pytest
 
 from thinkscale.cli import main
+from thinkscale.infer.records import RECORD_FIELDS
 
 
 @pytest.fixture
@@ -71,8 +72,7 @@ def test_generate_eval_report_on_a_tiny_checkpoint(capsys, tmp_path, data, tiny_
         assert (run_dir / name).stat().st_size > 0, name
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert len(records) == 2 * 2 * 2 * 2
-    required = {"id", "sample", "budget", "num_ignore", "question", "gold", "thinking", "answer", "pred", "correct",
-                "thinking_tokens", "answer_tokens", "capped", "waits", "finish_reason"}  # fmt: skip
+    required = set(RECORD_FIELDS)  # the record contract other tools rely on
     assert all(required <= set(r) for r in records)
     assert all(r["thinking_tokens"] <= r["budget"] for r in records)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -7,7 +7,7 @@ requests share the batch and finished rows are replaced at once (continuous batc
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from thinkscale import ThinkscaleError
 from thinkscale.formats import get_format
 from thinkscale.infer.forcing import Budget, ForcingTokens
-from thinkscale.infer.records import RecordWriter, record_key
+from thinkscale.infer.records import RecordWriter
 from thinkscale.models import DEFAULT_MODEL
 from thinkscale.tasks import FileTask, Task, get_task
 from thinkscale.tasks.grading import GradingPool
@@ -242,9 +242,4 @@ def to_record(fin, ex, budget, num_ignore, task: Task, fmt, tokenizer, cfg: Gene
         "min_thinking": cfg.min_thinking,
         "forcing": cfg.forcing,
     }
-    assert record_key(rec)
     return rec
-
-
-def config_dict(cfg: GenerateConfig) -> dict:
-    return asdict(cfg)
