@@ -155,6 +155,43 @@ def cmd_train_sft(args) -> None:
     print(f"checkpoint in {out} (load it with --model {out})")
 
 
+def _batch_task(args):
+    from thinkscale.infer.run import GenerateConfig, build_task
+
+    if (args.task is None) == (args.data is None):
+        raise ThinkscaleError("give exactly one of --task or --data")
+    cfg = GenerateConfig(task=args.task, data=args.data, question_field=args.question_field,
+                         answer_field=args.answer_field, id_field=args.id_field, grader=args.grader)  # fmt: skip
+    return build_task(cfg)
+
+
+def cmd_batch_export(args) -> None:
+    from thinkscale.infer.batch import export_batch
+
+    n = export_batch(_batch_task(args), args.out, args.n, args.format, args.model_name, args.max_tokens,
+                     args.temperature, args.limit)  # fmt: skip
+    print(f"wrote {n} requests to {args.out}")
+
+
+def cmd_batch_import(args) -> None:
+    from thinkscale.infer.batch import import_batch
+
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        from thinkscale.models import resolve_model_path
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(args.tokenizer), local_files_only=True
+        )
+    written, failed = import_batch(args.file, _batch_task(args), args.out, args.format, tokenizer)
+    print(
+        f"appended {written} records to {args.out}; {len(failed)} failed line(s)"
+        + (" (listed above)" if failed else "")
+    )
+
+
 def cmd_demo(args) -> None:
     from thinkscale.demo import DemoConfig, run_demo
 
@@ -221,6 +258,44 @@ def build_parser() -> argparse.ArgumentParser:
     })  # fmt: skip
     sft.add_argument("--config", help="a YAML file with any of these fields; flags given here win")
     sft.set_defaults(func=cmd_train_sft)
+
+    b = sub.add_parser(
+        "batch", help="OpenAI batch files: export requests, import a server's outputs as records"
+    )
+    bsub = b.add_subparsers(dest="batch_command", required=True, metavar="STEP")
+    for name, help_ in (("export", "write an OpenAI batch JSONL (custom_id = {id}-rep-{i}) for vllm run-batch etc."),
+                        ("import", "turn an OpenAI batch output JSONL into graded records for eval/report")):  # fmt: skip
+        bp = bsub.add_parser(name, help=help_, description=help_)
+        bp.add_argument("--task", choices=["gsm8k", "math500", "math", "arith"])
+        bp.add_argument("--data", help="a JSONL or parquet file of questions and gold answers")
+        bp.add_argument("--question-field", default="question")
+        bp.add_argument("--answer-field", default="answer")
+        bp.add_argument("--id-field", default=None)
+        bp.add_argument("--grader", choices=["math", "numeric"], default="math")
+        bp.add_argument("--format", choices=["s1", "r1", "plain"], default="s1")
+        bp.add_argument(
+            "--out",
+            required=True,
+            help="batch requests JSONL (export) or results JSONL (import, appended)",
+        )
+    exp, imp = bsub.choices["export"], bsub.choices["import"]
+    exp.add_argument("--n", type=int, default=1, help="samples per question")
+    exp.add_argument("--limit", type=int)
+    exp.add_argument(
+        "--model-name",
+        default="model",
+        help="the `model` field of each request (the server's name)",
+    )
+    exp.add_argument("--max-tokens", type=int, default=4096)
+    exp.add_argument("--temperature", type=float, default=0.0)
+    exp.set_defaults(func=cmd_batch_export)
+    imp.add_argument("file", help="the server's output JSONL")
+    imp.add_argument(
+        "--tokenizer",
+        default="smollm2-135m",
+        help="model name or dir whose tokenizer counts tokens ('' = none)",
+    )
+    imp.set_defaults(func=cmd_batch_import)
 
     d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
                        description="Fine-tune the embedded SmolLM2-135M on arithmetic traces, then sweep the thinking "

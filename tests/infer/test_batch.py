@@ -1,0 +1,129 @@
+"""OpenAI batch export -> (a server) -> import -> eval: the round trip, with failed lines."""
+
+from __future__ import annotations
+
+import json
+
+from thinkscale.cli import main
+from thinkscale.infer.records import load_records
+
+
+def server_output(requests: list[dict], answers: dict[str, str]) -> list[dict]:
+    """What an OpenAI-batch-compatible server writes back: one line per request, or an error."""
+    lines = []
+    for req in requests:
+        cid = req["custom_id"]
+        if cid in answers:
+            body = {
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answers[cid]}}]
+            }
+            lines.append(
+                {
+                    "id": "x",
+                    "custom_id": cid,
+                    "response": {"status_code": 200, "body": body},
+                    "error": None,
+                }
+            )
+        else:
+            lines.append(
+                {
+                    "id": "x",
+                    "custom_id": cid,
+                    "response": None,
+                    "error": {"code": "timeout", "message": "t"},
+                }
+            )
+    return lines
+
+
+def test_export_import_round_trip(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text(
+        '{"uid": "a", "q": "1+1?", "ans": "2"}\n{"uid": "b", "q": "2+3?", "ans": "5"}\n'
+    )
+    common = ["--data", str(data), "--question-field", "q", "--answer-field", "ans", "--id-field", "uid",
+              "--grader", "numeric", "--format", "s1"]  # fmt: skip
+    reqs_file = tmp_path / "requests.jsonl"
+    assert main(["batch", "export", *common, "--n", "2", "--out", str(reqs_file)]) == 0
+    requests = [json.loads(line) for line in reqs_file.read_text().splitlines()]
+    assert [r["custom_id"] for r in requests] == ["a-rep-0", "a-rep-1", "b-rep-0", "b-rep-1"]
+    assert requests[0]["url"] == "/v1/chat/completions"
+    assert requests[0]["body"]["messages"][-1] == {
+        "role": "assistant",
+        "content": "<|im_start|>think\n",
+    }
+    assert requests[0]["body"]["continue_final_message"] is True
+
+    answers = {
+        "a-rep-0": "one and one\n<|im_start|>answer\nAnswer: 2",
+        "a-rep-1": "<|im_start|>think\nhmm\n<|im_start|>answer\nAnswer: 3",  # a server that echoes the prefill
+        "b-rep-0": "two plus three\n<|im_start|>answer\nAnswer: \\boxed{5}",
+    }  # b-rep-1 fails on the server
+    out_file = tmp_path / "output.jsonl"
+    out_file.write_text(
+        "".join(json.dumps(line) + "\n" for line in server_output(requests, answers))
+    )
+    results = tmp_path / "results.jsonl"
+    assert (
+        main(["batch", "import", str(out_file), *common, "--tokenizer", "", "--out", str(results)])
+        == 0
+    )
+    io = capsys.readouterr()
+    assert "b-rep-1" in io.err and "1 failed line" in io.out  # reported, not dropped silently
+    recs = {(r["id"], r["sample"]): r for r in load_records(results)}
+    assert set(recs) == {("a", 0), ("a", 1), ("b", 0)}
+    assert recs[("a", 0)]["thinking"] == "one and one" and recs[("a", 0)]["correct"] is True
+    assert recs[("a", 1)]["thinking"] == "hmm" and recs[("a", 1)]["correct"] is False
+    assert recs[("b", 0)]["pred"] == "5" and recs[("b", 0)]["correct"] is True
+    # importing again appends nothing (exactly once), and eval works on the imported records
+    assert (
+        main(["batch", "import", str(out_file), *common, "--tokenizer", "", "--out", str(results)])
+        == 0
+    )
+    assert len(load_records(results)) == 3
+    assert main(["eval", str(results)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["runs"][0]["accuracy"] == 2 / 3
+
+
+def test_import_bad_lines(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"uid": "a", "q": "1+1?", "ans": "2"}\n')
+    common = [
+        "--data",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "ans",
+        "--id-field",
+        "uid",
+    ]
+    bad = tmp_path / "out.jsonl"
+    bad.write_text('{"custom_id": "a-rep-0", "response": {"body": {"choices": []}}}\n{oops\n')
+    results = tmp_path / "r.jsonl"
+    assert (
+        main(["batch", "import", str(bad), *common, "--tokenizer", "", "--out", str(results)]) != 0
+    )
+    assert "out.jsonl:2: malformed JSON" in capsys.readouterr().err and not results.exists()
+    bad.write_text(
+        '{"custom_id": "zzz-rep-0", "response": {"body": {"choices": [{"message": {"content": "x"}}]}}}\n'
+    )
+    assert (
+        main(["batch", "import", str(bad), *common, "--tokenizer", "", "--out", str(results)]) != 0
+    )
+    assert "ids not in task" in capsys.readouterr().err and not results.exists()
+
+
+def test_import_where_every_line_failed(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"uid": "a", "q": "1+1?", "ans": "2"}\n')
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"custom_id": "a-rep-0", "response": null, "error": {"code": "x"}}\n')
+    results = tmp_path / "r.jsonl"
+    args = ["batch", "import", str(out), "--data", str(data), "--question-field", "q", "--answer-field", "ans",
+            "--id-field", "uid", "--tokenizer", "", "--out", str(results)]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "a-rep-0" in err and "no usable line" in err and not results.exists()
