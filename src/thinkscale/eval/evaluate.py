@@ -8,7 +8,7 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.eval.metrics import run_metrics, scaling_metrics
 from thinkscale.infer.records import load_records, write_json_atomic
-from thinkscale.tasks.extract import extract_math, extract_number, normalize_number
+from thinkscale.tasks.extract import extract_for
 from thinkscale.tasks.grading import GradingPool
 
 
@@ -29,8 +29,7 @@ def _fill_missing(records: list[dict], pool: GradingPool) -> None:
         kind = r.get("grader") or ("numeric" if r.get("task") == "gsm8k" else "math")
         r["grader"] = kind
         if "pred" not in r:
-            extract = extract_number if kind == "numeric" else extract_math
-            r["pred"] = extract(r.get("answer") or "")
+            r["pred"] = extract_for(kind, r.get("answer") or "")
         if r.get("correct") is None:
             if "gold" not in r:
                 raise ThinkscaleError(f"record {r.get('id')!r} has neither 'correct' nor 'gold'")
@@ -52,11 +51,8 @@ def evaluate(records: list[dict], pool: GradingPool | None = None) -> dict:
             runs_records[(r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0))].append(r)
 
         def equal_for(kind: str):
-            if kind == "numeric":
-                return lambda a, b: (
-                    normalize_number(a) is not None and normalize_number(a) == normalize_number(b)
-                )
-            return lambda a, b: pool.equivalent("math", a, b)
+            # group answers with the same grader that judges them (numeric runs in-process)
+            return lambda a, b: pool.equivalent(kind, a, b)
 
         runs = []
         for (task, budget, ni), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):

@@ -19,6 +19,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.formats import get_format
 from thinkscale.infer.records import RecordWriter
 from thinkscale.tasks import Task
+from thinkscale.tasks.base import read_jsonl
 from thinkscale.tasks.grading import GradingPool
 
 
@@ -55,38 +56,25 @@ def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", 
 
 def _parse_output(path: Path) -> tuple[list[tuple[str, int, str]], list[str]]:
     """(id, sample, content) per good line, and a description of each failed line."""
-    if not path.exists():
-        raise ThinkscaleError(f"{path}: file not found")
     good, failed = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ThinkscaleError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            cid = obj.get("custom_id")
-            if not isinstance(cid, str) or "-rep-" not in cid:
-                raise ThinkscaleError(
-                    f"{path}:{lineno}: field 'custom_id' must look like '{{id}}-rep-{{i}}'"
-                )
-            ex_id, _, rep = cid.rpartition("-rep-")
-            if not rep.isdigit():
-                raise ThinkscaleError(
-                    f"{path}:{lineno}: field 'custom_id' must end in -rep-<number>, got {cid!r}"
-                )
-            if obj.get("error"):
-                failed.append(f"{path.name}:{lineno} {cid}: {json.dumps(obj['error'])[:200]}")
-                continue
-            try:
-                content = obj["response"]["body"]["choices"][0]["message"]["content"]
-            except (KeyError, IndexError, TypeError):
-                failed.append(
-                    f"{path.name}:{lineno} {cid}: no response.body.choices[0].message.content"
-                )
-                continue
-            good.append((ex_id, int(rep), content or ""))
+    for lineno, obj in read_jsonl(path):
+        cid = obj.get("custom_id")
+        ex_id, _, rep = cid.rpartition("-rep-") if isinstance(cid, str) else ("", "", "")
+        if not ex_id or not rep.isdigit():
+            raise ThinkscaleError(
+                f"{path}:{lineno}: field 'custom_id' must look like '{{id}}-rep-{{i}}', got {cid!r}"
+            )
+        if obj.get("error"):
+            failed.append(f"{path.name}:{lineno} {cid}: {json.dumps(obj['error'])[:200]}")
+            continue
+        try:
+            content = obj["response"]["body"]["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            failed.append(
+                f"{path.name}:{lineno} {cid}: no response.body.choices[0].message.content"
+            )
+            continue
+        good.append((ex_id, int(rep), content or ""))
     return good, failed
 
 
@@ -96,9 +84,9 @@ def import_batch(
     """Append graded records for the good lines; return (records written, failed lines)."""
     fmt = get_format(fmt_name)
     good, failed = _parse_output(Path(path))
+    for line in failed:
+        print(f"failed: {line}", file=sys.stderr)
     if not good:
-        for line in failed:
-            print(f"failed: {line}", file=sys.stderr)
         raise ThinkscaleError(f"{path}: no usable line ({len(failed)} failed)")
     examples = {ex.id: ex for ex in task.load()}
     unknown = sorted({i for i, _, _ in good if i not in examples})
@@ -130,6 +118,4 @@ def import_batch(
             rec["correct"] = ok
             writer.write(rec)
         written = len(writer.done) - before
-    for line in failed:
-        print(f"failed: {line}", file=sys.stderr)
     return written, failed

@@ -60,7 +60,8 @@ class RecordWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = {record_key(r) for r in load_records(self.path, repair=True)}
+        self.records = load_records(self.path, repair=True)  # what was there before this run
+        self.done = {record_key(r) for r in self.records}
         self._f = open(self.path, "a", encoding="utf-8")
 
     def write(self, rec: dict) -> None:

@@ -113,8 +113,12 @@ def generate(
 
         resolve_model_path(cfg.model)  # fail on a bad path before any output file exists
     out = Path(out)
-    check_settings(out, task.name, cfg)
     writer = RecordWriter(out)
+    try:
+        check_settings(writer.records, out, task.name, cfg)
+    except ThinkscaleError:
+        writer.close()
+        raise
     todo = []  # (example, budget, num_ignore, samples not yet written)
     for budget, ni in cfg.grid():
         for ex in examples:
@@ -192,12 +196,10 @@ def generate(
 SETTINGS = ("model", "format", "temperature", "seed", "min_thinking", "forcing")
 
 
-def check_settings(out: Path, task: str, cfg: GenerateConfig) -> None:
+def check_settings(records: list[dict], out: Path, task: str, cfg: GenerateConfig) -> None:
     """Refuse to resume a results file whose records of this task were made with other settings."""
-    from thinkscale.infer.records import load_records
-
     mine = {k: getattr(cfg, k) for k in SETTINGS}
-    for rec in load_records(out):
+    for rec in records:
         if rec.get("task") != task:
             continue
         diff = [

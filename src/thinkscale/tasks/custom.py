@@ -6,7 +6,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import Example, Task, read_table
-from thinkscale.tasks.extract import extract_number
+from thinkscale.tasks.extract import extract_for
 
 
 class FileTask(Task):
@@ -52,4 +52,4 @@ class FileTask(Task):
         return examples
 
     def extract(self, answer: str) -> str | None:
-        return extract_number(answer) if self.grader == "numeric" else super().extract(answer)
+        return extract_for(self.grader, answer)

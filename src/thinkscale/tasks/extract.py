@@ -88,3 +88,8 @@ def gsm8k_gold(solution: str) -> str:
     """GSM8K's gold is the text after `#### `."""
     tail = solution.rsplit("####", 1)[-1].strip()
     return normalize_number(tail) or tail
+
+
+def extract_for(grader: str, answer: str) -> str | None:
+    """The prediction in an answer, the way its grader reads it (numbers, or MATH-style)."""
+    return extract_number(answer) if grader == "numeric" else extract_math(answer)
