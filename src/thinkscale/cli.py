@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from thinkscale import ThinkscaleError
 
@@ -130,8 +130,29 @@ def _add_dataclass_flags(
                 flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
             )
             continue
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        if typing.get_origin(kind) is not list:  # X | None -> X
+            kind = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        base = kind
+        if typing.get_origin(base) is list:  # `--eval-tasks gsm8k math500` or `gsm8k,math500`
+            default = f.default_factory() if f.default is MISSING else f.default
+            text = (help_ or {}).get(f.name, "") + f" (default: {','.join(map(str, default))})"
+            p.add_argument(flag, type=_comma_list(typing.get_args(base)[0]), nargs="+",
+                           default=default, help=text)  # fmt: skip
+            continue
         p.add_argument(flag, type=base, default=f.default, help=text)
+
+
+def _comma_list(kind):
+    def parse(text: str) -> list:
+        return [kind(x) for x in text.split(",") if x]
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _flatten(value) -> list:
+    """argparse gives [[a, b], [c]] for `--x a,b c`: one flat list."""
+    return [x for part in value for x in (part if isinstance(part, list) else [part])]
 
 
 def cmd_train_sft(args) -> None:
@@ -190,6 +211,105 @@ def cmd_batch_import(args) -> None:
         f"appended {written} records to {args.out}; {len(failed)} failed line(s)"
         + (" (listed above)" if failed else "")
     )
+
+
+DATA_STAGE_HELP = {
+    "validate": "check UTF-8, JSON and required fields; bad rows dropped with file:line",
+    "quality": "drop API errors, missing images, ASCII art, bad numbering, empty/short traces",
+    "decontaminate": "drop questions sharing a word n-gram (8) with an evaluation question",
+    "dedup": "drop exact and near-duplicate questions (datatrove MinHash)",
+    "difficulty": "drop questions a reference model solves; record trace_tokens",
+    "domain": "label each question with an MSC 2-digit domain (or a science)",
+    "select": "s1's selection: uniform over domains, 2^-rank by trace length within one",
+}
+
+
+def _curate_config(args, stages: list[str]):
+    from thinkscale.data.curate import CurateConfig
+
+    values = vars(args)
+    top = {f.name for f in fields(CurateConfig)} - {"stages", *_SUB_CONFIGS}
+    sub = {}
+    for name, cls in _sub_config_classes().items():
+        sub[name] = cls(**{f.name: _value(values[f.name]) for f in fields(cls) if f.name in values})
+    return CurateConfig(stages=stages, **{k: _value(values[k]) for k in top if k in values}, **sub)
+
+
+def _value(v):
+    return _flatten(v) if isinstance(v, list) else v
+
+
+_SUB_CONFIGS = ("executor", "quality", "decontaminate", "dedup", "difficulty", "domain", "select")
+
+
+def _sub_config_classes() -> dict:
+    from thinkscale.data.curate import CurateConfig
+
+    return {
+        f.name: f.default_factory().__class__
+        for f in fields(CurateConfig)
+        if f.name in _SUB_CONFIGS
+    }
+
+
+def cmd_data(args) -> None:
+    from thinkscale.data.curate import STAGES, curate
+
+    if args.data_command == "curate":
+        stages = _flatten(args.stages)
+    else:
+        stages = [] if args.data_command == "validate" else [args.data_command]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ThinkscaleError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+    curate(_curate_config(args, stages))
+
+
+def _add_data_parser(sub) -> None:
+    from thinkscale.data.curate import STAGES, CurateConfig
+    from thinkscale.data.traces import BUILTIN_CORPORA
+
+    d = sub.add_parser("data", help="curate reasoning traces: the s1 pipeline with a funnel report")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="STAGE")
+    commands = {"curate": "validate, then the given stages in order, with a funnel report",
+                **DATA_STAGE_HELP}  # fmt: skip
+    classes = _sub_config_classes()
+    for name, help_ in commands.items():
+        c = dsub.add_parser(name, help=help_, description=f"{help_}. Writes DIR/data.jsonl, "
+                            "DIR/dropped.jsonl (a reason for every dropped sample), DIR/funnel.json "
+                            "and DIR/funnel.png; a rerun resumes from the last finished stage.")  # fmt: skip
+        c.add_argument("--data", required=True, type=_comma_list(str), nargs="+",
+                       help=f"traces (JSONL, parquet, saved HF dataset) or {' | '.join(BUILTIN_CORPORA)}")  # fmt: skip
+        c.add_argument("--out", required=True, help="output directory")
+        c.add_argument("--limit", type=int, help="a seeded random sample of N traces (quick run)")
+        c.add_argument("--seed", type=int, default=0, help="for --limit and select")
+        c.add_argument("--tokenizer", default="smollm2-135m", help="counts trace_tokens")
+        for fld in ("question", "thinking", "answer", "id"):
+            c.add_argument(f"--{fld}-field", default=fld)
+        _add_dataclass_flags(c.add_argument_group("executor (datatrove)"), classes["executor"], {
+            "executor": "local: this machine's processes; ray / slurm: a cluster (shared --out)",
+            "tasks": "shards per stage (datatrove tasks)",
+        })  # fmt: skip
+        if name == "curate":
+            c.add_argument("--stages", type=_comma_list(str), nargs="+", default=list(STAGES),
+                           help=f"stages in order (default: {','.join(STAGES)})")  # fmt: skip
+        shown = STAGES if name == "curate" else ([name] if name in STAGES else [])
+        for stage in shown:
+            _add_dataclass_flags(c.add_argument_group(stage), classes[stage], STAGE_FLAG_HELP)
+        c.set_defaults(func=cmd_data)
+    assert CurateConfig  # the config these flags mirror
+
+
+STAGE_FLAG_HELP = {
+    "filters": "quality filters to apply",
+    "eval_tasks": "built-in tasks (their test split) or .jsonl/.parquet files",
+    "ngram": "words per n-gram",
+    "models": "reference models: embedded name or HF checkpoint dir",
+    "max_tokens": "answer tokens per reference model",
+    "classifier": "embedding | field | module:function",
+    "domain_field": "for --classifier field: the row's subject field",
+    "select": "how many traces to keep",
+}
 
 
 def cmd_demo(args) -> None:
@@ -296,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="model name or dir whose tokenizer counts tokens ('' = none)",
     )
     imp.set_defaults(func=cmd_batch_import)
+
+    _add_data_parser(sub)
 
     d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
                        description="Fine-tune the embedded SmolLM2-135M on arithmetic traces, then sweep the thinking "

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import read_table
 from thinkscale.tasks.builtin import GSM8K, MATH
 
-BUILTIN_CORPORA = ("gsm8k-train", "math-train", "arith")
+BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith")
 
 
 @dataclass
@@ -54,6 +56,32 @@ def _math_train() -> list[dict]:
     ]
 
 
+def _champ() -> list[dict]:
+    """CHAMP (PyPI `champ-dataset`): 270 competition problems with step-by-step solutions.
+    Read from the package's JSON file (its module needs `natsort`, which we don't install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("champ_dataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise ThinkscaleError("built-in corpus 'champ' needs: pip install --no-deps champ-dataset")
+    path = Path(spec.submodule_search_locations[0]) / "dataset_files" / "v0.json"
+    problems = json.loads(path.read_text(encoding="utf-8"))["problems"]
+    rows = []
+    for p in problems.values():
+        solution = p["solution"]
+        if isinstance(solution, str):  # stored as a Python repr in this release
+            solution = ast.literal_eval(solution)
+        rows.append({
+            "id": p["identifier"],
+            "question": p["_text"],
+            "thinking": "\n".join(step["_text"] for step in solution["steps"]),
+            "answer": p["_answer"],
+            "source": "champ",
+            "domain": p["category"],
+        })  # fmt: skip
+    return rows
+
+
 def load_traces(
     source: str, fields: TraceFields | None = None, limit: int | None = None
 ) -> list[dict]:
@@ -63,6 +91,8 @@ def load_traces(
         rows = _gsm8k_train()
     elif source == "math-train":
         rows = _math_train()
+    elif source == "champ":
+        rows = _champ()
     elif source == "arith":
         from thinkscale.data.arith import ArithConfig, arith_traces
 
@@ -77,28 +107,35 @@ def load_traces(
 
 
 def _read_user_traces(path: Path, fields: TraceFields) -> list[dict]:
+    return [
+        trace_from(r, fields, f"{path}:{lineno}", path.stem, lineno)
+        for lineno, r in _read_table_or_dataset(path)
+    ]
+
+
+def _read_table_or_dataset(path: Path) -> list[tuple[int, dict]]:
     if path.is_dir():  # a saved HF dataset
         from datasets import load_from_disk
 
         try:
-            numbered = list(enumerate(load_from_disk(str(path)), 1))
+            return list(enumerate(load_from_disk(str(path)), 1))
         except Exception as e:
             raise ThinkscaleError(
                 f"{path}: not a saved HF dataset ({str(e).splitlines()[0]})"
             ) from None
-    else:
-        numbered = read_table(path)
-    rows = []
-    for lineno, r in numbered:
-        for name in (fields.question, fields.thinking, fields.answer):
-            if name not in r or r[name] is None or not str(r[name]).strip():
-                what = "empty" if name in r else "missing"
-                raise ThinkscaleError(f"{path}:{lineno}: {what} field '{name}'")
-        rows.append({
-            "id": str(r[fields.id]) if fields.id and r.get(fields.id) is not None else f"{path.stem}-{lineno}",
-            "question": str(r[fields.question]),
-            "thinking": str(r[fields.thinking]),
-            "answer": str(r[fields.answer]),
-            **{k: r[k] for k in ("source", "domain") if r.get(k) is not None},
-        })  # fmt: skip
-    return rows
+    return read_table(path)
+
+
+def trace_from(r: dict, fields: TraceFields, where: str, stem: str, lineno: int) -> dict:
+    """One row as a trace; a missing or empty field is an error naming `where` (file:line)."""
+    for name in (fields.question, fields.thinking, fields.answer):
+        if name not in r or r[name] is None or not str(r[name]).strip():
+            what = "empty" if name in r else "missing"
+            raise ThinkscaleError(f"{where}: {what} field '{name}'")
+    return {
+        "id": str(r[fields.id]) if fields.id and r.get(fields.id) is not None else f"{stem}-{lineno}",
+        "question": str(r[fields.question]),
+        "thinking": str(r[fields.thinking]),
+        "answer": str(r[fields.answer]),
+        **{k: r[k] for k in ("source", "domain") if r.get(k) is not None},
+    }  # fmt: skip

@@ -43,8 +43,12 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     if not path.exists():
         raise ThinkscaleError(f"{path}: file not found")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ThinkscaleError(f"{path}:{lineno}: not valid UTF-8 ({e.reason})") from None
             if not line.strip():
                 continue
             try:
