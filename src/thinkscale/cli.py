@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     from thinkscale.train.sft import SFTRunConfig
 
     _add_dataclass_flags(sft, SFTRunConfig, {
-        "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | arith",
+        "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | curated-1k",
         "max_steps": "stop after N optimizer steps (overrides --epochs when > 0)",
         "allow_truncation": "keep samples longer than --max-length (truncated) instead of refusing/dropping",
     })  # fmt: skip

@@ -13,7 +13,9 @@ from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import read_table
 from thinkscale.tasks.builtin import GSM8K, MATH
 
-BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith")
+BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith", "curated-1k")
+# `thinkscale data curate` output shipped with the package (README: "On real data")
+CURATED = Path(__file__).parent / "builtin" / "curated-1k.jsonl"
 
 
 @dataclass
@@ -91,6 +93,10 @@ def load_traces(
         rows = _gsm8k_train()
     elif source == "math-train":
         rows = _math_train()
+    elif source == "curated-1k":
+        rows = [trace_from(r, TraceFields(), f"{CURATED}:{i}", CURATED.stem, i)
+                | {k: r[k] for k in ("trace_tokens",) if k in r}
+                for i, r in read_table(CURATED)]  # fmt: skip
     elif source == "champ":
         rows = _champ()
     elif source == "arith":
