@@ -10,7 +10,13 @@ Every figure is a ratio against a baseline measured in the same run:
   p9  useful tokens / row-steps computed, on a skewed sweep (caps 16..512 mixed, 64 requests,
       batch 16); a static batch of the same requests is computed from the same lengths.
 
-    python benchmarks/bench_budget_forcing.py [--json] [--quick]
+    python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm]
+
+With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM:
+  p1  forced tokens/s (cap + 2 Waits in vLLM's loop, our logits processor) / plain vLLM
+      tokens/s (same prompts, same number of tokens, EOS ignored);
+  p2  multi-round (s1's loop of vLLM `generate` calls) / single pass, greedy fp32, outputs compared;
+  hf_vs_vllm  tokens/s of the HF engine / vLLM on the P1 workload, both forced, same dtype.
 """
 
 from __future__ import annotations
@@ -80,7 +86,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     args = ap.parse_args()
+    if args.engine == "vllm":
+        return vllm_main(args)
     scale = 4 if args.quick else 1
     model, tokenizer = load_model(dtype=args.dtype)
     fmt = get_format("s1")
@@ -198,6 +207,89 @@ def main() -> None:
     results["p9_detail"] = {"useful_tokens": eng9.stats.useful_tokens, "row_steps": eng9.stats.row_steps, "seconds": t9,
                             "static_batch_utilization": sum(ordered) / static_steps}  # fmt: skip
     log(f"P9 useful tokens / row-steps: {results['p9']:.3f}  {results['p9_detail']}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+def vllm_main(args) -> None:
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from thinkscale.infer.engine import SamplingConfig
+    from thinkscale.infer.vllm_engine import VLLMEngine, load_llm
+    from thinkscale.models import resolve_model_path
+
+    scale = 4 if args.quick else 1
+    path = str(resolve_model_path("smollm2-135m"))
+    log = (lambda *a: None) if args.json else print
+    results: dict = {"engine": "vllm", "batch": args.batch, "dtype": args.dtype}
+    fmt = get_format("s1")
+    llm = load_llm(path, args.dtype, args.batch, max_model_len=2048)
+    model, tokenizer = load_model(dtype=args.dtype)
+    tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
+    ps = prompts(tokenizer, fmt, 64 // scale)
+    cap = 128 // scale
+    engine = VLLMEngine(llm, tokens)
+
+    def p1_requests() -> list[Request]:
+        return [
+            Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)
+        ]
+
+    engine.run(p1_requests()[:2])  # warm-up
+    done, t_forced = timed(lambda: engine.run(p1_requests()))
+    forced_tokens = sum(len(f.state.generated) for f in done)
+    per_row = max(1, round(forced_tokens / len(ps)))
+    plain = SamplingParams(
+        temperature=0, max_tokens=per_row, min_tokens=per_row, ignore_eos=True, detokenize=False
+    )
+    _, t_plain = timed(
+        lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], plain, use_tqdm=False)
+    )
+    plain_tokens = per_row * len(ps)
+    results["p1"] = (forced_tokens / t_forced) / (plain_tokens / t_plain)
+    results["p1_detail"] = {"forced_tokens_per_s": forced_tokens / t_forced, "plain_tokens_per_s": plain_tokens / t_plain,
+                            "forced_tokens": forced_tokens, "waits": sum(f.state.waits for f in done),
+                            "capped": sum(f.state.capped for f in done)}  # fmt: skip
+    log(f"P1 (vLLM) forced/plain tokens/s: {results['p1']:.3f}  {results['p1_detail']}")
+
+    hf_done, t_hf = timed(
+        lambda: HFEngine(model, tokens, args.batch, tokenizer.pad_token_id).run(p1_requests())
+    )
+    hf_tokens = sum(len(f.state.generated) for f in hf_done)
+    results["hf_vs_vllm"] = (hf_tokens / t_hf) / (forced_tokens / t_forced)
+    results["hf_vs_vllm_detail"] = {
+        "hf_tokens_per_s": hf_tokens / t_hf,
+        "vllm_tokens_per_s": forced_tokens / t_forced,
+    }
+    log(f"HF/vLLM forced tokens/s: {results['hf_vs_vllm']:.3f}  {results['hf_vs_vllm_detail']}")
+
+    llm32 = (
+        load_llm(path, "float32", args.batch, max_model_len=2048)
+        if args.dtype != "float32"
+        else llm
+    )
+    eng32 = VLLMEngine(llm32, tokens)
+
+    def reqs() -> list[Request]:
+        return [
+            Request(i, p, Budget(256 // scale, num_ignore=2, max_answer_tokens=16))
+            for i, p in enumerate(ps[:16])
+        ]
+
+    single, t_single = timed(lambda: eng32.run(reqs()))
+    multi, t_multi = timed(lambda: run_multiround(None, tokens, reqs(), batch_size=args.batch,
+                                                   generate_fn=eng32.generate_fn(SamplingConfig())))  # fmt: skip
+    a = {f.request.key: f.state.generated for f in single}
+    b = {f.request.key: f.state.generated for f in multi}
+    identical = sum(a[k] == b[k] for k in a)
+    results["p2"] = t_multi / t_single
+    results["p2_detail"] = {
+        "single_pass_s": t_single,
+        "multi_round_s": t_multi,
+        "identical_outputs": f"{identical}/{len(a)}",
+    }
+    log(f"P2 (vLLM) multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
     if args.json:
         print(json.dumps(results, indent=2))
 

@@ -56,7 +56,8 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
         "--model", default="smollm2-135m", help="embedded model name or a local HF checkpoint dir"
     )
     m.add_argument("--format", choices=["s1", "r1", "plain"], default="s1")
-    m.add_argument("--engine", choices=["hf"], default="hf")
+    m.add_argument("--engine", choices=["hf", "vllm", "auto"], default="hf",
+                   help="hf: transformers; vllm: vLLM (make install ENGINE=vllm); auto: vLLM if installed")  # fmt: skip
     m.add_argument("--n", type=int, default=1, help="samples per question")
     m.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     m.add_argument("--top-p", type=float, default=1.0)
@@ -315,7 +316,8 @@ STAGE_FLAG_HELP = {
 def cmd_demo(args) -> None:
     from thinkscale.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=args.out, quick=args.quick, limit=args.limit, train=args.train))
+    run_demo(DemoConfig(out=args.out, quick=args.quick, limit=args.limit, train=args.train,
+                        engine=args.engine))  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=None, help="number of GSM8K questions")
     d.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
                    help="fine-tune on arithmetic traces first (--no-train: sweep the embedded model as is)")  # fmt: skip
+    d.add_argument("--engine", choices=["hf", "vllm", "auto"], default="hf",
+                   help="engine for the sweeps (vllm: make install ENGINE=vllm)")  # fmt: skip
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -31,6 +31,7 @@ class DemoConfig:
     )
     quick_runs: list[tuple[int, int]] = field(default_factory=lambda: [(16, 0), (64, 0), (64, 1)])
     n: int = 4
+    engine: str = "hf"  # hf | vllm | auto, for the sweeps (training is TRL either way)
     quick_n: int = 2
 
 
@@ -63,7 +64,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
         caps = cfg.quick_arith_caps if cfg.quick else cfg.arith_caps
         arith = GenerateConfig(
             task="arith", model=model, limit=cfg.quick_arith_questions if cfg.quick else cfg.arith_questions,
-            runs=[(c, 0) for c in caps], max_answer_tokens=16, batch_size=32,
+            runs=[(c, 0) for c in caps], max_answer_tokens=16, batch_size=32, engine=cfg.engine,
         )  # fmt: skip
         print(f"step 2: greedy sweep of held-out arithmetic x{arith.limit}, thinking caps {caps}")
         generate(arith, results)
@@ -78,6 +79,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
         top_k=20,
         max_answer_tokens=32,  # the number follows "Final Answer:"; the rest is chatter
         batch_size=32,
+        engine=cfg.engine,
     )
     print(f"step 3: GSM8K test x{gen.limit}, n={gen.n}, (cap, waits) = {gen.grid()}")
     generate(gen, results)

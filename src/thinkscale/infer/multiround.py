@@ -47,7 +47,14 @@ def run_multiround(
     sampling: SamplingConfig = SamplingConfig(),
     batch_size: int = 16,
     pad_token_id: int = 0,
+    generate_fn=None,
 ) -> list[Finished]:
+    """`generate_fn(seqs, max_new, min_new, stop) -> new token lists` is the engine's generate call
+    (default: HF `model.generate`; the vLLM engine passes its own)."""
+    if generate_fn is None:
+        generate_fn = lambda seqs, max_new, min_new, stop: _generate(  # noqa: E731
+            model, seqs, max_new, min_new, stop, pad_token_id
+        )
     if not sampling.greedy:
         raise ValueError(
             "multi-round forcing is implemented for greedy decoding (s1's headline setting)"
@@ -74,9 +81,7 @@ def run_multiround(
                     chunk[i][0].budget.min_thinking_tokens - states[i].thinking_tokens for i in live
                 ),
             )
-            outs = _generate(
-                model, seqs, max(left), min(min_new, min(left)), think_stop, pad_token_id
-            )
+            outs = generate_fn(seqs, max(left), min(min_new, min(left)), think_stop)
             still = []
             for i, new, budget_left in zip(live, outs, left):
                 st = states[i]
@@ -116,7 +121,7 @@ def run_multiround(
             st.phase = ANSWER
             seqs.append(chunk[i][0].prompt_ids + st.generated)
         max_answer = max(r.budget.max_answer_tokens for r, _ in chunk)
-        outs = _generate(model, seqs, max_answer, 0, answer_stop, pad_token_id)
+        outs = generate_fn(seqs, max_answer, 0, answer_stop)
         for i, new in enumerate(outs):
             st, (request, sample) = states[i], chunk[i]
             kept, stop_tok = _cut(new, set(answer_stop), request.budget.max_answer_tokens)

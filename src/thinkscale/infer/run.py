@@ -75,8 +75,13 @@ class GenerateConfig:
             raise ThinkscaleError(f"--min-thinking must be >= 0, got {self.min_thinking}")
         if self.n > 1 and self.temperature <= 0:
             raise ThinkscaleError("--n > 1 needs --temperature > 0 (greedy samples are identical)")
-        if self.engine != "hf":
-            raise ThinkscaleError(f"engine '{self.engine}' is not available (this build has: hf)")
+        if self.engine not in ("hf", "vllm", "auto"):
+            raise ThinkscaleError(f"--engine must be hf, vllm or auto, got {self.engine}")
+        if self.engine == "vllm":
+            from thinkscale.infer.vllm_engine import vllm_available
+
+            if not vllm_available():
+                raise ThinkscaleError("--engine vllm needs vLLM: make install ENGINE=vllm")
         if self.forcing not in ("single-pass", "multi-round"):
             raise ThinkscaleError(
                 f"--forcing must be single-pass or multi-round, got {self.forcing}"
@@ -92,6 +97,15 @@ def build_task(cfg: GenerateConfig) -> Task:
             cfg.data, cfg.question_field, cfg.answer_field, cfg.id_field, grader=cfg.grader
         )
     return get_task(cfg.task)
+
+
+def resolve_engine(name: str) -> str:
+    """`auto`: vLLM when it is installed, else the HF engine."""
+    if name == "auto":
+        from thinkscale.infer.vllm_engine import vllm_available
+
+        return "vllm" if vllm_available() else "hf"
+    return name
 
 
 def sample_seed(seed: int, example_id: str, sample: int) -> int:
@@ -132,7 +146,19 @@ def generate(
         writer.close()
         print(f"{out}: all {len(writer.done)} records already present; nothing to do")
         return out
-    if model is None:
+    engine_name = resolve_engine(cfg.engine)
+    if model is None and engine_name == "vllm":
+        from transformers import AutoTokenizer
+
+        from thinkscale.infer.vllm_engine import load_llm
+        from thinkscale.models import resolve_model_path
+
+        path = str(resolve_model_path(cfg.model))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        longest_cap = max((b if b is not None else cfg.max_total_tokens) for b, _ in cfg.grid())
+        model = load_llm(path, cfg.dtype, cfg.batch_size,
+                         max_model_len=longest_cap + cfg.max_answer_tokens + 1024)  # fmt: skip
+    elif model is None:
         from thinkscale.models import load_model
 
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
@@ -175,7 +201,19 @@ def generate(
                 flush()
 
         try:
-            if cfg.forcing == "multi-round":
+            if engine_name == "vllm":
+                from thinkscale.infer.vllm_engine import VLLMEngine
+
+                engine = VLLMEngine(model, tokens)
+                if cfg.forcing == "multi-round":
+                    from thinkscale.infer.multiround import run_multiround
+
+                    for fin in run_multiround(None, tokens, requests, sampling, cfg.batch_size,
+                                              generate_fn=engine.generate_fn(sampling)):  # fmt: skip
+                        on_finish(fin)
+                else:
+                    engine.run(requests, sampling, on_finish=on_finish)
+            elif cfg.forcing == "multi-round":
                 from thinkscale.infer.multiround import run_multiround
 
                 for fin in run_multiround(

@@ -1,0 +1,194 @@
+"""The vLLM engine behind the same interface as `HFEngine`: requests in, `Finished` samples out,
+so `generate` writes the same records and resumes the same way.
+
+One vLLM request per (question, sample) with its own seed; prefix caching shares the prompt.
+Budget forcing runs inside vLLM's decode loop (`vllm_forcing.BudgetForcingProcessor`, one pass);
+each output is then replayed through the HF engine's own `RowState`, which yields the records'
+thinking/answer split and counts by the very rules the HF engine uses (and checks that vLLM
+followed them: a token the state machine would not have fed is an error, not a silent record).
+`--forcing multi-round` runs s1's repeated-generate method on vLLM through `run_multiround`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from thinkscale import ThinkscaleError
+from thinkscale.infer.engine import Finished, Request, SamplingConfig
+from thinkscale.infer.forcing import THINK, ForcingTokens, RowState
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def load_llm(
+    model_path: str, dtype: str = "bfloat16", max_num_seqs: int = 16, max_model_len: int = 8192
+):
+    """A vLLM `LLM` on a local checkpoint with our logits processor; in-process engine on CPU."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # no spawned engine process
+    try:
+        from vllm import LLM
+    except ImportError:
+        raise ThinkscaleError("--engine vllm needs vLLM: make install ENGINE=vllm") from None
+    from thinkscale.infer.vllm_forcing import BudgetForcingProcessor
+
+    return LLM(
+        model=model_path,
+        dtype=dtype,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        enforce_eager=True,
+        enable_prefix_caching=True,
+        logits_processors=[BudgetForcingProcessor],
+        logprobs_mode="processed_logprobs",
+        seed=0,
+    )
+
+
+def _forcing_args(tokens: ForcingTokens, budget) -> dict:
+    return {
+        "end_think": tokens.end_think[0],
+        "answer": list(tokens.answer),
+        "wait": list(tokens.wait),
+        "newline": list(tokens.newline),
+        "stop": sorted(tokens.stop),
+        "ends_with_newline": sorted(tokens.ends_with_newline),
+        "cap": budget.max_thinking_tokens
+        if budget.max_thinking_tokens is not None
+        else budget.max_total_tokens,
+        "num_ignore": budget.num_ignore,
+        "min_thinking": budget.min_thinking_tokens,
+        "max_answer": budget.max_answer_tokens,
+    }
+
+
+def _params(sampling: SamplingConfig, seed: int, **kw):
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        temperature=max(sampling.temperature, 0.0),
+        top_p=sampling.top_p,
+        top_k=sampling.top_k if sampling.top_k > 0 else 0,
+        seed=seed,
+        skip_special_tokens=False,
+        detokenize=False,
+        **kw,
+    )
+
+
+def replay(ids: list[int], forced: list[bool], tokens: ForcingTokens, budget) -> RowState:
+    """The HF engine's state machine fed vLLM's output; a forced `Wait` where the machine had
+    nothing queued is an end-of-thinking attempt that was ignored."""
+    st = RowState(tokens, budget)
+    for tok, was_forced in zip(ids, forced):
+        proposed = tok
+        if st.forced_next() is None and was_forced and st.phase == THINK and tok == tokens.wait[0]:
+            proposed = tokens.end_think[0]
+        fed = st.step(proposed)
+        if fed is None:
+            break
+        if fed != tok:
+            raise ThinkscaleError(
+                f"vLLM output diverged from the forcing rules at token {len(st.generated)} "
+                f"(vLLM fed {tok}, the state machine {fed})"
+            )
+        if st.finish_reason:
+            break
+    if st.finish_reason is None:
+        st.finish_reason = "length"
+    return st
+
+
+class VLLMEngine:
+    def __init__(self, llm, tokens: ForcingTokens, chunk_samples: int = 256):
+        if tokens.thinks and len(tokens.end_think) != 1:
+            raise ThinkscaleError(
+                "--engine vllm forces single-token end-of-thinking delimiters (e.g. --format s1); "
+                "use --engine hf for this format"
+            )
+        self.llm, self.tokens, self.chunk_samples = llm, tokens, chunk_samples
+
+    def run(
+        self,
+        requests: list[Request],
+        sampling: SamplingConfig = SamplingConfig(),
+        on_finish: Callable[[Finished], None] | None = None,
+    ) -> list[Finished]:
+        done: list[Finished] = []
+        chunk: list[Request] = []
+        for r in requests:  # chunks: a crash loses at most one chunk of unwritten samples
+            chunk.append(r)
+            if sum(len(c.samples) for c in chunk) >= self.chunk_samples:
+                done += self._run(chunk, sampling, on_finish)
+                chunk = []
+        if chunk:
+            done += self._run(chunk, sampling, on_finish)
+        return done
+
+    def _run(self, requests, sampling, on_finish) -> list[Finished]:
+        from vllm.inputs import TokensPrompt
+
+        prompts, params, keys = [], [], []
+        for r in requests:
+            for i, sample in enumerate(r.samples):
+                seed = r.seeds[i] if r.seeds else sampling.seed
+                b = r.budget
+                if self.tokens.thinks:
+                    cap = (
+                        b.max_thinking_tokens
+                        if b.max_thinking_tokens is not None
+                        else b.max_total_tokens
+                    )
+                    room = (
+                        cap
+                        + len(self.tokens.answer)
+                        + len(self.tokens.newline)
+                        + b.max_answer_tokens
+                        + 2
+                    )
+                    extra = {"budget_forcing": _forcing_args(self.tokens, b)}
+                else:
+                    room, extra = b.max_answer_tokens, None
+                prompts.append(TokensPrompt(prompt_token_ids=r.prompt_ids))
+                params.append(
+                    _params(sampling, seed, max_tokens=room, logprobs=0, extra_args=extra)
+                )
+                keys.append((r, sample))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        done = []
+        for (request, sample), out in zip(keys, outputs):
+            completion = out.outputs[0]
+            ids = list(completion.token_ids)
+            forced = [
+                bool(lp) and lp.get(t) is not None and lp[t].logprob == 0.0
+                for t, lp in zip(ids, completion.logprobs or [None] * len(ids))
+            ]
+            fin = Finished(request, sample, replay(ids, forced, self.tokens, request.budget))
+            done.append(fin)
+            if on_finish:
+                on_finish(fin)
+        return done
+
+    def generate_fn(self, sampling: SamplingConfig):
+        """`run_multiround`'s generate call on vLLM: s1's loop, token ids in and out."""
+        from vllm.inputs import TokensPrompt
+
+        def generate(
+            seqs: list[list[int]], max_new: int, min_new: int, stop: list[int]
+        ) -> list[list[int]]:
+            if not seqs:  # s1's harness called generate([]) once every request had finished
+                return []
+            if max_new <= 0:
+                raise ThinkscaleError(f"multi-round: a round got a budget of {max_new} tokens")
+            p = _params(sampling, sampling.seed, max_tokens=max_new, min_tokens=min_new,
+                        stop_token_ids=stop, include_stop_str_in_output=True)  # fmt: skip
+            outs = self.llm.generate(
+                [TokensPrompt(prompt_token_ids=s) for s in seqs], p, use_tqdm=False
+            )
+            return [list(o.outputs[0].token_ids) for o in outs]
+
+        return generate

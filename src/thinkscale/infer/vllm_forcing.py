@@ -1,0 +1,146 @@
+"""Budget forcing inside vLLM's decode loop: a V1 logits processor with per-request settings
+(`SamplingParams.extra_args["budget_forcing"]`), the same rules as `forcing.RowState`:
+
+- thinking reached the cap          -> force [newline if missing] + delimiter + answer prefix;
+- an attempt to end thinking         -> the first `num_ignore` times: force `Wait` instead;
+- below `min_thinking`               -> end of thinking (and EOS) masked;
+- EOS while thinking                 -> an attempt to end thinking (its mass moves to the delimiter);
+- answer reached `max_answer_tokens` -> force EOS.
+
+A forced token is the only finite logit of its row, so it is taken at any temperature and its
+processed log-probability is exactly 0: that is how the engine tells forced tokens from sampled
+ones afterwards. "Would the model end thinking here?" is decided before sampling: greedy, by the
+argmax; sampling, by a seeded draw with the probability the request's temperature / top-k / top-p
+give to end-of-thinking and EOS (if the draw says no, they are masked and vLLM samples the rest).
+Single-token end-of-thinking delimiters only (s1's `<|im_start|>`); the HF engine does more."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import torch
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+from vllm.v1.sample.logits_processor.builtin import process_dict_updates
+
+KEY = "budget_forcing"
+THINK, ANSWER = "think", "answer"
+
+
+class _Row:
+    def __init__(self, params, output: list[int]):
+        a = params.extra_args[KEY]
+        self.end: int = a["end_think"]
+        self.answer: list[int] = a["answer"]
+        self.wait: list[int] = a["wait"]
+        self.newline: list[int] = a["newline"]
+        self.stop: list[int] = a["stop"]
+        self.ends_with_newline = set(a["ends_with_newline"])
+        self.cap: int = a["cap"]
+        self.num_ignore: int = a["num_ignore"]
+        self.min_thinking: int = a["min_thinking"]
+        self.max_answer: int = a["max_answer"]
+        self.greedy = params.temperature <= 1e-5
+        self.temperature, self.top_p, self.top_k = params.temperature, params.top_p, params.top_k
+        self.rng = random.Random(params.seed if params.seed is not None else 0)
+        self.output, self.seen, self.last = output, 0, None
+        self.phase, self.thinking, self.waits, self.answer_tokens = THINK, 0, 0, 0
+        self.queue: deque[int] = deque()
+
+    def catch_up(self) -> None:
+        """Account for the tokens vLLM appended since the last step (usually one)."""
+        while self.seen < len(self.output):
+            tok = self.output[self.seen]
+            self.seen += 1
+            if self.queue and tok == self.queue[0]:
+                self.queue.popleft()
+                if self.phase == THINK:
+                    self.thinking += 1  # a forced Wait is thinking text
+            elif self.phase == THINK:
+                if tok == self.end:
+                    self.phase = ANSWER
+                    self.queue.extend(self.answer[1:])
+                else:
+                    self.thinking += 1
+            else:
+                self.answer_tokens += 1
+            self.last = tok
+
+    def constrain(self, logits: torch.Tensor) -> None:
+        if self.phase == THINK and self.thinking >= self.cap:  # the cap wins over queued Waits
+            self.queue.clear()
+            self.phase = ANSWER
+            if self.last is not None and self.last not in self.ends_with_newline:
+                self.queue.extend(self.newline)
+            self.queue.extend(self.answer)
+        if self.phase == ANSWER and not self.queue and self.answer_tokens >= self.max_answer:
+            self.queue.append(self.stop[0])
+        if self.queue:
+            _force(logits, self.queue[0])
+            return
+        if self.phase != THINK:
+            return
+        ends = [self.end, *self.stop]
+        if self.thinking < self.min_thinking:
+            logits[ends] = float("-inf")
+        elif self.waits < self.num_ignore:
+            if self._attempts(logits, ends):
+                self.waits += 1
+                self.queue.extend(self.wait)
+                _force(logits, self.queue[0])
+            else:
+                logits[ends] = float("-inf")
+        elif self.stop:  # accepted: an EOS attempt ends thinking through the delimiter
+            logits[self.end] = torch.logsumexp(logits[ends], dim=0)
+            logits[self.stop] = float("-inf")
+
+    def _attempts(self, logits: torch.Tensor, ends: list[int]) -> bool:
+        if self.greedy:
+            return int(torch.argmax(logits)) in ends
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        keep = torch.ones_like(probs, dtype=torch.bool)
+        if self.top_k and 0 < self.top_k < probs.numel():
+            keep &= probs >= torch.topk(probs, self.top_k).values[-1]
+        if self.top_p < 1.0:
+            sorted_p, order = torch.sort(probs * keep, descending=True)
+            inside = (torch.cumsum(sorted_p, 0) - sorted_p) < self.top_p
+            keep &= torch.zeros_like(keep).scatter(0, order, inside)
+        probs = probs * keep
+        p_end = float(probs[ends].sum() / probs.sum())
+        return self.rng.random() < p_end
+
+
+def _force(logits: torch.Tensor, token: int) -> None:
+    logits.fill_(float("-inf"))
+    logits[token] = 0.0
+
+
+class BudgetForcingProcessor(LogitsProcessor):
+    """vLLM V1 logits processor; requests without `extra_args["budget_forcing"]` pass through."""
+
+    def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool):
+        self.rows: dict[int, _Row] = {}
+
+    @classmethod
+    def validate_params(cls, params) -> None:
+        args = (params.extra_args or {}).get(KEY)
+        if args is not None and not isinstance(args.get("end_think"), int):
+            raise ValueError("budget_forcing needs a single-token end_think id")
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # forcing changes what greedy decoding picks
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        process_dict_updates(
+            self.rows,
+            batch_update,
+            lambda params, _prompt, output: (
+                _Row(params, output) if params.extra_args and KEY in params.extra_args else None
+            ),
+        )
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        for index, row in self.rows.items():
+            row.catch_up()
+            row.constrain(logits[index])
+        return logits

@@ -1,0 +1,88 @@
+"""The vLLM engine gives the same records under the same forcing rules as the HF engine.
+Runs where vLLM is installed (`make test-vllm` installs it; CI's second step): the embedded
+SmolLM2 in float32, one engine for the module (vLLM's CPU kernels do not take the tiny test model)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("vllm")
+pytestmark = pytest.mark.vllm
+
+from thinkscale.infer.run import GenerateConfig, generate  # noqa: E402
+from thinkscale.models import resolve_model_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def llm_and_tokenizer():
+    from transformers import AutoTokenizer
+
+    from thinkscale.infer.vllm_engine import load_llm
+
+    path = str(resolve_model_path("smollm2-135m"))
+    return load_llm(path, "float32", 16, max_model_len=2048), AutoTokenizer.from_pretrained(path)
+
+
+def run(llm_and_tokenizer, tmp_path, name="r.jsonl", **kw):
+    llm, tok = llm_and_tokenizer
+    cfg = GenerateConfig(task="gsm8k", engine="vllm", dtype="float32", **kw)
+    out = generate(cfg, tmp_path / name, model=llm, tokenizer=tok, progress=False)
+    return [json.loads(line) for line in open(out)]
+
+
+def n_tokens(tok, text):
+    return len(tok.encode(text, add_special_tokens=False))
+
+
+def test_cap_gives_exactly_cap_thinking_tokens_then_the_forced_answer(llm_and_tokenizer, tmp_path):
+    tok = llm_and_tokenizer[1]
+    recs = run(llm_and_tokenizer, tmp_path, limit=6, budgets=[16], max_answer_tokens=24)
+    assert len(recs) == 6
+    for r in recs:
+        assert r["capped"] and r["thinking_tokens"] == 16
+        assert n_tokens(tok, r["thinking"].rstrip("\n")) in (16, 15)  # a forced newline may merge
+        assert r["answer"].startswith("Final Answer:")
+        assert r["answer_tokens"] <= 24
+
+
+def test_wait_is_forced_k_times_and_min_thinking_holds(llm_and_tokenizer, tmp_path):
+    recs = run(llm_and_tokenizer, tmp_path, limit=8, budgets=[192], num_ignores=[2],
+               min_thinking=24, max_answer_tokens=16)  # fmt: skip
+    assert all(r["thinking_tokens"] >= 24 and r["waits"] <= 2 for r in recs)
+    uncapped = [r for r in recs if not r["capped"]]
+    assert all(r["waits"] == 2 for r in uncapped)  # ended by itself: both Waits were used
+    assert all(r["thinking"].count("Wait") >= r["waits"] for r in recs)
+    assert any(r["waits"] > 0 for r in recs)
+
+
+def test_records_resume_exactly_once(llm_and_tokenizer, tmp_path):
+    first = run(llm_and_tokenizer, tmp_path, limit=3, budgets=[8], max_answer_tokens=8)
+    again = run(llm_and_tokenizer, tmp_path, limit=4, budgets=[8], max_answer_tokens=8)
+    assert again[:3] == first and len(again) == 4
+
+
+def test_multiround_gives_the_single_pass_outputs(llm_and_tokenizer, tmp_path):
+    kw = dict(limit=6, budgets=[48], num_ignores=[1], max_answer_tokens=16)
+    single = run(llm_and_tokenizer, tmp_path, "a.jsonl", **kw)
+    multi = run(llm_and_tokenizer, tmp_path, "b.jsonl", forcing="multi-round", **kw)
+    same = sum(a["thinking"] == b["thinking"] and a["answer"] == b["answer"]
+               for a, b in zip(single, multi))  # fmt: skip
+    assert same >= 5, same  # one pass vs re-fed prompts: float differences may flip a token
+
+
+def test_greedy_agrees_with_the_hf_engine_on_the_first_32_tokens(llm_and_tokenizer, tmp_path):
+    from thinkscale.models import load_model
+
+    tok = llm_and_tokenizer[1]
+    kw = dict(limit=16, budgets=[32], max_answer_tokens=4)
+    ours = run(llm_and_tokenizer, tmp_path, "v.jsonl", **kw)
+    model, _ = load_model("smollm2-135m", dtype="float32")
+    cfg = GenerateConfig(task="gsm8k", engine="hf", dtype="float32", **kw)
+    hf = [json.loads(line) for line in open(generate(cfg, tmp_path / "h.jsonl", model=model,
+                                                     tokenizer=tok, progress=False))]  # fmt: skip
+    by_id = {r["id"]: r for r in hf}
+    agree = sum(
+        tok.encode(r["thinking"])[:32] == tok.encode(by_id[r["id"]]["thinking"])[:32] for r in ours
+    )
+    print(f"HF vs vLLM greedy, first 32 thinking tokens identical: {agree}/16")
+    assert agree >= 12
