@@ -66,7 +66,7 @@ class _Row:
                 self.answer_tokens += 1
             self.last = tok
 
-    def constrain(self, logits: torch.Tensor) -> None:
+    def constrain(self, logits: torch.Tensor, argmax: int | None = None) -> None:
         if self.phase == THINK and self.thinking >= self.cap:  # the cap wins over queued Waits
             self.queue.clear()
             self.phase = ANSWER
@@ -84,7 +84,7 @@ class _Row:
         if self.thinking < self.min_thinking:
             logits[ends] = float("-inf")
         elif self.waits < self.num_ignore:
-            if self._attempts(logits, ends):
+            if self._attempts(logits, ends, argmax):
                 self.waits += 1
                 self.queue.extend(self.wait)
                 _force(logits, self.queue[0])
@@ -94,9 +94,12 @@ class _Row:
             logits[self.end] = torch.logsumexp(logits[ends], dim=0)
             logits[self.stop] = float("-inf")
 
-    def _attempts(self, logits: torch.Tensor, ends: list[int]) -> bool:
+    def needs_argmax(self) -> bool:
+        return self.greedy and self.phase == THINK and self.waits < self.num_ignore
+
+    def _attempts(self, logits: torch.Tensor, ends: list[int], argmax: int | None) -> bool:
         if self.greedy:
-            return int(torch.argmax(logits)) in ends
+            return (argmax if argmax is not None else int(torch.argmax(logits))) in ends
         probs = torch.softmax(logits / self.temperature, dim=-1)
         keep = torch.ones_like(probs, dtype=torch.bool)
         if self.top_k and 0 < self.top_k < probs.numel():
@@ -140,7 +143,16 @@ class BudgetForcingProcessor(LogitsProcessor):
         )
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        for index, row in self.rows.items():
+        if not self.rows:
+            return logits
+        for row in self.rows.values():
             row.catch_up()
-            row.constrain(logits[index])
+        # one batched argmax (before any row is changed) for the greedy rows that may end thinking
+        argmax = (
+            logits.argmax(dim=1).tolist()
+            if any(r.needs_argmax() for r in self.rows.values())
+            else None
+        )
+        for index, row in self.rows.items():
+            row.constrain(logits[index], argmax[index] if argmax is not None else None)
         return logits
