@@ -86,3 +86,14 @@ def test_greedy_agrees_with_the_hf_engine_on_the_first_32_tokens(llm_and_tokeniz
     )
     print(f"HF vs vLLM greedy, first 32 thinking tokens identical: {agree}/16")
     assert agree >= 12
+
+
+def test_cap_wins_over_waits_and_samples_are_seeded(llm_and_tokenizer, tmp_path):
+    kw = dict(limit=3, n=2, temperature=0.8, top_p=0.9, top_k=20, budgets=[12], num_ignores=[3],
+              max_answer_tokens=8)  # fmt: skip
+    a = run(llm_and_tokenizer, tmp_path, "s1.jsonl", **kw)
+    b = run(llm_and_tokenizer, tmp_path, "s2.jsonl", **kw)
+    assert all(r["thinking_tokens"] <= 12 for r in a)  # Waits never push past the cap
+    key = lambda r: (r["id"], r["sample"])  # noqa: E731
+    assert sorted(a, key=key) == sorted(b, key=key)  # per-sample seeds: the same samples again
+    assert len({(r["id"], r["thinking"]) for r in a}) > 3  # and the two samples differ
