@@ -156,6 +156,13 @@ def _flatten(value) -> list:
     return [x for part in value for x in (part if isinstance(part, list) else [part])]
 
 
+def cmd_train_merge(args) -> None:
+    from thinkscale.train.merge import merge_shards
+
+    out = merge_shards(args.checkpoint, args.base, args.out)
+    print(f"merged checkpoint in {out} (load it with --model {out})")
+
+
 def cmd_train_sft(args) -> None:
     from thinkscale.train.sft import SFTRunConfig, train_sft
 
@@ -363,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="run directory (with results.jsonl)")
     r.set_defaults(func=cmd_report)
 
-    t = sub.add_parser("train", help="fine-tune on reasoning traces (train sft)")
+    t = sub.add_parser(
+        "train", help="fine-tune on reasoning traces (train sft), merge FSDP shards (train merge)"
+    )
     tsub = t.add_subparsers(dest="train_command", required=True, metavar="STAGE")
     sft = tsub.add_parser(
         "sft",
@@ -380,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     })  # fmt: skip
     sft.add_argument("--config", help="a YAML file with any of these fields; flags given here win")
     sft.set_defaults(func=cmd_train_sft)
+    mg = tsub.add_parser("merge", help="merge FSDP sharded weights into one HF checkpoint",
+                         description="accelerate's merge_fsdp_weights on a sharded (DCP) checkpoint, then "
+                                     "safetensors + the base model's config, tokenizer and chat template.")  # fmt: skip
+    mg.add_argument("checkpoint", help="the sharded checkpoint dir (e.g. .../pytorch_model_fsdp_0)")
+    mg.add_argument("--base", default="smollm2-135m", help="the model that was trained")
+    mg.add_argument("--out", required=True, help="output checkpoint dir")
+    mg.set_defaults(func=cmd_train_merge)
 
     b = sub.add_parser(
         "batch", help="OpenAI batch files: export requests, import a server's outputs as records"
