@@ -67,6 +67,20 @@ def plain_generate(
     return total, seconds
 
 
+def p2_into(results: dict, single, t_single: float, multi, t_multi: float) -> tuple[int, int]:
+    """P2 and its detail from the two runs of the same requests; returns (identical, total)."""
+    a = {f.request.key: f.state.generated for f in single}
+    b = {f.request.key: f.state.generated for f in multi}
+    identical = sum(a[k] == b[k] for k in a)
+    results["p2"] = t_multi / t_single
+    results["p2_detail"] = {
+        "single_pass_s": t_single,
+        "multi_round_s": t_multi,
+        "identical_outputs": f"{identical}/{len(a)}",
+    }
+    return identical, len(a)
+
+
 def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     """Bytes/s of a large copy (read + write), best of a few."""
     n = int(gib * (1 << 30)) // 4
@@ -144,17 +158,9 @@ def main() -> None:
             model32, tokens, reqs(), batch_size=args.batch, pad_token_id=tokenizer.pad_token_id
         )
     )
-    a = {f.request.key: f.state.generated for f in single}
-    b = {f.request.key: f.state.generated for f in multi}
-    identical = sum(a[k] == b[k] for k in a)
-    results["p2"] = t_multi / t_single
-    results["p2_detail"] = {
-        "single_pass_s": t_single,
-        "multi_round_s": t_multi,
-        "identical_outputs": f"{identical}/{len(a)}",
-    }
+    identical, total = p2_into(results, single, t_single, multi, t_multi)
     log(f"P2 multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
-    if identical != len(a):
+    if identical != total:
         log(
             "  note: outputs differ for some prompts (float rounding differs between batch layouts)"
         )
@@ -280,15 +286,7 @@ def vllm_main(args) -> None:
     single, t_single = timed(lambda: eng32.run(reqs()))
     multi, t_multi = timed(lambda: run_multiround(None, tokens, reqs(), batch_size=args.batch,
                                                    generate_fn=eng32.generate_fn(SamplingConfig())))  # fmt: skip
-    a = {f.request.key: f.state.generated for f in single}
-    b = {f.request.key: f.state.generated for f in multi}
-    identical = sum(a[k] == b[k] for k in a)
-    results["p2"] = t_multi / t_single
-    results["p2_detail"] = {
-        "single_pass_s": t_single,
-        "multi_round_s": t_multi,
-        "identical_outputs": f"{identical}/{len(a)}",
-    }
+    p2_into(results, single, t_single, multi, t_multi)
     log(f"P2 (vLLM) multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
     if args.json:
         print(json.dumps(results, indent=2))

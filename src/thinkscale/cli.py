@@ -274,7 +274,7 @@ def cmd_data(args) -> None:
 
 
 def _add_data_parser(sub) -> None:
-    from thinkscale.data.curate import STAGES, CurateConfig
+    from thinkscale.data.curate import STAGES
     from thinkscale.data.traces import BUILTIN_CORPORA
 
     d = sub.add_parser("data", help="curate reasoning traces: the s1 pipeline with a funnel report")
@@ -305,7 +305,6 @@ def _add_data_parser(sub) -> None:
         for stage in shown:
             _add_dataclass_flags(c.add_argument_group(stage), classes[stage], STAGE_FLAG_HELP)
         c.set_defaults(func=cmd_data)
-    assert CurateConfig  # the config these flags mirror
 
 
 STAGE_FLAG_HELP = {

@@ -34,6 +34,7 @@ from thinkscale.data.executors import ExecutorConfig
 from thinkscale.data.quality import QualityConfig
 from thinkscale.data.select import SelectConfig
 from thinkscale.data.traces import TraceFields
+from thinkscale.infer.records import write_json_atomic
 from thinkscale.models import DEFAULT_MODEL
 
 STAGES = ("quality", "decontaminate", "dedup", "difficulty", "domain", "select")
@@ -117,8 +118,9 @@ def curate(cfg: CurateConfig, progress: bool = True) -> dict:
             t0 = time.time()
             say(f"[{i + 1}/{len(plan)}] {name} ...", flush=True)
             _run_stage(name, cfg, previous, stage_dir)
-            done = _summarize(name, previous, stage_dir, time.time() - t0)
-            _write_json(stage_dir / "done.json", {"fingerprint": fingerprint, **done})
+            n_in = funnel[-1]["out"] if funnel else None
+            done = _summarize(name, n_in, stage_dir, time.time() - t0)
+            write_json_atomic(stage_dir / "done.json", {"fingerprint": fingerprint, **done})
         else:
             say(f"[{i + 1}/{len(plan)}] {name}: finished earlier, reused")
         say(f"    {done['in']:>7,} -> {done['out']:>7,}  " + _reasons_text(done["dropped"]))
@@ -155,9 +157,8 @@ def _prepare_stage_dir(out: Path, index: int, stage_dir: Path, fingerprint: str)
     mark = stage_dir / "fingerprint"
     same = mark.exists() and mark.read_text() == fingerprint
     for other in sorted((out / "stages").glob("*")) if (out / "stages").exists() else []:
-        if int(other.name.split("-")[0]) > index or (other == stage_dir and not same):
-            shutil.rmtree(other)
-        elif int(other.name.split("-")[0]) == index and other != stage_dir:
+        position = int(other.name.split("-")[0])
+        if position > index or (position == index and (other != stage_dir or not same)):
             shutil.rmtree(other)
     (stage_dir / "done.json").unlink(missing_ok=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -271,12 +272,14 @@ def _count(folder: Path) -> int:
     ) if folder.exists() else 0  # fmt: skip
 
 
-def _summarize(name: str, previous: Path | None, stage_dir: Path, seconds: float) -> dict:
+def _summarize(name: str, n_in: int | None, stage_dir: Path, seconds: float) -> dict:
+    """Counts of a finished stage; `n_in` is what the previous stage kept (None for validate)."""
     from thinkscale.data.documents import read_rows
 
     dropped = Counter(r.get("filter_reason", "dropped") for r in read_rows(stage_dir / "dropped"))
     out = _count(stage_dir / "kept")
-    n_in = _count(previous / "kept") if previous else out + sum(dropped.values())
+    if n_in is None:
+        n_in = out + sum(dropped.values())
     if n_in != out + sum(dropped.values()):
         raise ThinkscaleError(
             f"stage {name}: {n_in} in but {out} kept + {sum(dropped.values())} dropped "
@@ -288,12 +291,6 @@ def _summarize(name: str, previous: Path | None, stage_dir: Path, seconds: float
 
 def _reasons_text(dropped: dict) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in dropped.items())
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _write_report(out: Path, cfg: CurateConfig, funnel: list[dict], last: Path) -> dict:
@@ -315,7 +312,7 @@ def _write_report(out: Path, cfg: CurateConfig, funnel: list[dict], last: Path) 
             dropped_rows.append(entry)
     write_jsonl_atomic(out / "dropped.jsonl", dropped_rows)
     report = {"data": cfg.data, "stages": funnel, "kept": len(kept), "config": asdict(cfg)}
-    _write_json(out / "funnel.json", report)
+    write_json_atomic(out / "funnel.json", report)
     plot_funnel(report, out / "funnel.png")
     return report
 

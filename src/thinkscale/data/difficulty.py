@@ -9,7 +9,6 @@ spreads over GPUs with `--executor slurm|ray`."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,18 +59,12 @@ def count_trace_tokens(rows: list[dict], tokenizer: str = DEFAULT_MODEL) -> list
 def solved_by(rows: list[dict], model: str, cfg: DifficultyConfig, work: Path) -> dict[str, bool]:
     """id -> whether `model` answers the question correctly (greedy). Results are appended to
     `work/<slug>.jsonl`, so a rerun skips questions already answered."""
-    from thinkscale.infer.records import load_records
+    from thinkscale.infer.records import load_records, write_jsonl_atomic
     from thinkscale.infer.run import GenerateConfig, generate
 
     work.mkdir(parents=True, exist_ok=True)
     questions = work / "questions.jsonl"
-    tmp = questions.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(
-                json.dumps({"id": r["id"], "question": r["question"], "answer": r["answer"]}) + "\n"
-            )
-    tmp.replace(questions)
+    write_jsonl_atomic(questions, ({k: r[k] for k in ("id", "question", "answer")} for r in rows))
     out = work / f"{model_slug(model)}.jsonl"
     gen = GenerateConfig(
         task=None,

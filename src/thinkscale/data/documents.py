@@ -4,13 +4,14 @@ trace rides in metadata. A stage's folder holds `kept/` and `dropped/` JSONL sha
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from datatrove.data import Document
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.word_tokenizers import WordTokenizer
+
+from thinkscale.infer.records import write_jsonl_atomic
 
 SHARD = "${rank}.jsonl"
 
@@ -92,11 +93,3 @@ def write_shards(rows: list[dict], folder: Path, shards: int) -> None:
             folder / f"{rank:05d}.jsonl",
             ({"text": d.text, "id": d.id, "metadata": d.metadata} for d in map(to_document, part)),
         )
-
-
-def write_jsonl_atomic(path: Path, objs) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for obj in objs:
-            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -115,11 +115,11 @@ def load_traces(
 def _read_user_traces(path: Path, fields: TraceFields) -> list[dict]:
     return [
         trace_from(r, fields, f"{path}:{lineno}", path.stem, lineno)
-        for lineno, r in _read_table_or_dataset(path)
+        for lineno, r in read_table_or_dataset(path)
     ]
 
 
-def _read_table_or_dataset(path: Path) -> list[tuple[int, dict]]:
+def read_table_or_dataset(path: Path) -> list[tuple[int, dict]]:
     if path.is_dir():  # a saved HF dataset
         from datasets import load_from_disk
 

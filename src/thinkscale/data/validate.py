@@ -62,9 +62,9 @@ def _read_rows(path: Path, dropped: list[dict]) -> list[tuple[int, dict, str]]:
     if not path.exists():
         raise ThinkscaleError(f"{path}: file not found")
     if path.is_dir() or path.suffix == ".parquet":
-        from thinkscale.data.traces import _read_table_or_dataset
+        from thinkscale.data.traces import read_table_or_dataset
 
-        return [(i, r, f"{path}:{i}") for i, r in _read_table_or_dataset(path)]
+        return [(i, r, f"{path}:{i}") for i, r in read_table_or_dataset(path)]
     rows = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):

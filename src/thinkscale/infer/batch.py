@@ -11,13 +11,12 @@ thinking from answer by format, grades, and appends our records; failed lines ar
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.formats import get_format
-from thinkscale.infer.records import RecordWriter
+from thinkscale.infer.records import RecordWriter, write_jsonl_atomic
 from thinkscale.tasks import Task
 from thinkscale.tasks.base import read_jsonl
 from thinkscale.tasks.grading import GradingPool
@@ -29,10 +28,8 @@ def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", 
         raise ThinkscaleError(f"--n must be >= 1, got {n}")
     fmt = get_format(fmt_name)
     examples = task.load(limit)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+
+    def lines():
         for ex in examples:
             messages = [{"role": "user", "content": task.prompt(ex)}]
             extra = {}
@@ -42,16 +39,14 @@ def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", 
             for i in range(n):
                 body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
                         **extra}  # fmt: skip
-                line = {
+                yield {
                     "custom_id": f"{ex.id}-rep-{i}",
                     "method": "POST",
                     "url": "/v1/chat/completions",
                     "body": body,
                 }
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-                count += 1
-    os.replace(tmp, out)
-    return count
+
+    return write_jsonl_atomic(Path(out), lines())
 
 
 def _parse_output(path: Path) -> tuple[list[tuple[str, int, str]], list[str]]:

@@ -84,6 +84,19 @@ class RecordWriter:
         self.close()
 
 
+def write_jsonl_atomic(path: str | Path, objs) -> int:
+    """One JSON object per line, written to a temp file, then renamed; returns the line count."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for obj in objs:
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
 def write_json_atomic(path: str | Path, obj) -> None:
     """Write to a temp file, then rename: readers never see half a file."""
     path = Path(path)

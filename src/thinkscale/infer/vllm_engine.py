@@ -120,11 +120,13 @@ class VLLMEngine:
     ) -> list[Finished]:
         done: list[Finished] = []
         chunk: list[Request] = []
+        samples = 0
         for r in requests:  # chunks: a crash loses at most one chunk of unwritten samples
             chunk.append(r)
-            if sum(len(c.samples) for c in chunk) >= self.chunk_samples:
+            samples += len(r.samples)
+            if samples >= self.chunk_samples:
                 done += self._run(chunk, sampling, on_finish)
-                chunk = []
+                chunk, samples = [], 0
         if chunk:
             done += self._run(chunk, sampling, on_finish)
         return done
