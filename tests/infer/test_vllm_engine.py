@@ -97,3 +97,13 @@ def test_cap_wins_over_waits_and_samples_are_seeded(llm_and_tokenizer, tmp_path)
     key = lambda r: (r["id"], r["sample"])  # noqa: E731
     assert sorted(a, key=key) == sorted(b, key=key)  # per-sample seeds: the same samples again
     assert len({(r["id"], r["thinking"]) for r in a}) > 3  # and the two samples differ
+
+
+def test_a_format_vllm_cannot_force_is_refused_before_any_output(tmp_path, capsys):
+    from thinkscale.cli import main
+
+    out = tmp_path / "r1.jsonl"
+    rc = main(["generate", "--task", "gsm8k", "--limit", "2", "--format", "r1",
+               "--engine", "vllm", "--out", str(out)])  # fmt: skip
+    assert rc == 2 and "single-token end-of-thinking" in capsys.readouterr().err
+    assert not out.exists()

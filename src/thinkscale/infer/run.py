@@ -122,10 +122,18 @@ def generate(
     examples = task.load(cfg.limit)
     if not examples:
         raise ThinkscaleError(f"task '{task.name}' has no examples")
+    engine_name = resolve_engine(cfg.engine)
     if model is None:
         from thinkscale.models import resolve_model_path
 
-        resolve_model_path(cfg.model)  # fail on a bad path before any output file exists
+        path = str(resolve_model_path(cfg.model))  # fail on a bad path before any output exists
+        if engine_name == "vllm":  # and on a format vLLM can't force, before the engine loads
+            from transformers import AutoTokenizer
+
+            from thinkscale.infer.vllm_engine import check_format
+
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            check_format(ForcingTokens.from_tokenizer(tokenizer, get_format(cfg.format), cfg.wait))
     out = Path(out)
     writer = RecordWriter(out)
     try:
@@ -146,15 +154,9 @@ def generate(
         writer.close()
         print(f"{out}: all {len(writer.done)} records already present; nothing to do")
         return out
-    engine_name = resolve_engine(cfg.engine)
     if model is None and engine_name == "vllm":
-        from transformers import AutoTokenizer
-
         from thinkscale.infer.vllm_engine import load_llm
-        from thinkscale.models import resolve_model_path
 
-        path = str(resolve_model_path(cfg.model))
-        tokenizer = AutoTokenizer.from_pretrained(path)
         longest_cap = max((b if b is not None else cfg.max_total_tokens) for b, _ in cfg.grid())
         model = load_llm(path, cfg.dtype, cfg.batch_size,
                          max_model_len=longest_cap + cfg.max_answer_tokens + 1024)  # fmt: skip

@@ -103,13 +103,17 @@ def replay(ids: list[int], forced: list[bool], tokens: ForcingTokens, budget) ->
     return st
 
 
+def check_format(tokens: ForcingTokens) -> None:
+    if tokens.thinks and len(tokens.end_think) != 1:
+        raise ThinkscaleError(
+            "--engine vllm forces single-token end-of-thinking delimiters (e.g. --format s1); "
+            "use --engine hf for this format"
+        )
+
+
 class VLLMEngine:
     def __init__(self, llm, tokens: ForcingTokens, chunk_samples: int = 256):
-        if tokens.thinks and len(tokens.end_think) != 1:
-            raise ThinkscaleError(
-                "--engine vllm forces single-token end-of-thinking delimiters (e.g. --format s1); "
-                "use --engine hf for this format"
-            )
+        check_format(tokens)
         self.llm, self.tokens, self.chunk_samples = llm, tokens, chunk_samples
 
     def run(
