@@ -319,6 +319,98 @@ STAGE_FLAG_HELP = {
 }
 
 
+def cmd_dot_train(args) -> None:
+    from thinkscale.dot.train import DotTrainConfig, train_dot
+
+    out = train_dot(DotTrainConfig(**{f.name: getattr(args, f.name) for f in fields(DotTrainConfig)}))
+    print(f"DoT checkpoint in {out} (thinkscale dot eval --model {out})")
+
+
+def cmd_dot_sample(args) -> None:
+    import json
+
+    from thinkscale.dot.data import load_task
+    from thinkscale.dot.model import load_dot
+    from thinkscale.dot.run import split_output
+    from thinkscale.dot.sample import SampleConfig, ar_generate, sample_dot
+
+    model, tokenizer, meta = load_dot(args.model)
+    if args.question:
+        questions = [(f"q{i}", q) for i, q in enumerate(args.question)]
+    else:
+        questions = [(ex.id, ex.question) for ex in load_task(args.task or meta.task, "test", args.limit)]
+    if meta.objective == "ar":
+        outs = ar_generate(model, tokenizer, meta, questions, args.batch_size)
+    else:
+        cfg = SampleConfig(**{f.name: getattr(args, f.name) for f in fields(SampleConfig)})
+        outs = sample_dot(model, tokenizer, meta, questions, cfg)
+    text = dict(questions)
+    for o in outs:
+        chain, answer = split_output(o["text"])
+        print(json.dumps({"id": o["id"], "sample": o["sample"], "question": text[o["id"]], "chain": chain,
+                          "answer": answer, "nfe": o["nfe"], "passes": o["passes"]}, ensure_ascii=False))  # fmt: skip
+
+
+def cmd_dot_eval(args) -> None:
+    from pathlib import Path
+
+    from thinkscale.dot.run import DotEvalConfig, eval_dot
+    from thinkscale.eval.evaluate import summary_table
+    from thinkscale.eval.report import write_report
+
+    cfg = DotEvalConfig(**{f.name: _value(getattr(args, f.name)) for f in fields(DotEvalConfig)})
+    eval_dot(cfg)
+    metrics = write_report(Path(cfg.out))
+    print(summary_table(metrics).replace("budget", " steps"))
+    print(f"wrote {cfg.out}/results.jsonl, metrics.json, steps.png, parallel.png, report.html")
+
+
+def _add_dot_parser(sub) -> None:
+    from thinkscale.dot.run import DotEvalConfig
+    from thinkscale.dot.sample import SampleConfig
+    from thinkscale.dot.train import DotTrainConfig
+
+    d = sub.add_parser("dot", help="Diffusion of Thoughts: train, sample and evaluate a masked-diffusion reasoner")
+    dsub = d.add_subparsers(dest="dot_command", required=True, metavar="STEP")
+    t = dsub.add_parser("train", help="train a masked-diffusion LM (or the AR baseline) on a DoT task",
+                        description="Train a bidirectional transformer (transformers' Llama, 4D mask) with the "
+                        "masked-diffusion loss on mul4x4 / mul5x5 (procedural, implicit-CoT format) or gsm8k; the "
+                        "question is never noised. Writes a checkpoint (safetensors, tokenizer, dot.json) to --out; "
+                        "--resume continues from the latest checkpoint.")  # fmt: skip
+    _add_dataclass_flags(t, DotTrainConfig, DOT_FLAG_HELP)
+    t.set_defaults(func=cmd_dot_train)
+    s = dsub.add_parser("sample", help="sample chains and answers from a DoT checkpoint (JSON lines)",
+                        description="Denoise chain and answer in --steps steps; prints one JSON line per sample.")  # fmt: skip
+    s.add_argument("--model", required=True, help="a checkpoint written by `thinkscale dot train`")
+    s.add_argument("--question", nargs="+", help="question text(s), e.g. '4 3 2 1 * 8 7 6 5' (digits reversed)")
+    s.add_argument("--task", help="or test questions of a task (default: the model's)")
+    s.add_argument("--limit", type=int, default=8)
+    _add_dataclass_flags(s, SampleConfig, DOT_FLAG_HELP)
+    s.set_defaults(func=cmd_dot_sample)
+    e = dsub.add_parser("eval", help="accuracy vs steps T (and self-consistency vs n) -> records, metrics, report",
+                        description="Sample the test split at every --steps value, append graded records to "
+                        "OUT/results.jsonl (a rerun resumes), then write metrics.json, steps.png (accuracy vs T), "
+                        "parallel.png (maj@k / pass@k vs k) and report.html.")  # fmt: skip
+    _add_dataclass_flags(e, DotEvalConfig, DOT_FLAG_HELP)
+    e.set_defaults(func=cmd_dot_eval)
+
+
+DOT_FLAG_HELP = {
+    "task": "mul4x4 | mul5x5 | gsm8k",
+    "objective": "diffusion, or ar: the autoregressive baseline on the same backbone",
+    "init": "start from a pretrained causal LM (embedded name or checkpoint dir) instead of scratch",
+    "tokenizer": "word (implicit-CoT digits), bpe (trained on the data), auto",
+    "train_seconds": "train for about this long: steps = seconds / measured step time",
+    "prefix_prob": "share of rows whose leading thoughts stay clean (what DoT-MP samples from)",
+    "steps": "denoising steps T (1..256): forward passes per sample",
+    "order": "confidence (reveal the surest tokens first) or random",
+    "temperature": "0 = argmax proposals",
+    "multipass": "DoT-MP: one thought per pass, each conditioned on the earlier ones",
+    "n": "samples per question (maj@n = self-consistency)",
+    "bf16": "bf16 autocast for training (weights stay fp32)",
+}
+
+
 def cmd_demo(args) -> None:
     from thinkscale.demo import DemoConfig, run_demo
 
@@ -435,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_batch_import)
 
     _add_data_parser(sub)
+    _add_dot_parser(sub)
 
     d = sub.add_parser("demo", help="the main job: a test-time scaling sweep of the embedded model on GSM8K",
                        description="Fine-tune the embedded SmolLM2-135M on arithmetic traces, then sweep the thinking "

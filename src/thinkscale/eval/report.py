@@ -61,6 +61,38 @@ def plot_scaling(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_steps(metrics: dict, path: Path) -> None:
+    """DoT's test-time compute curve: accuracy vs denoising steps T (a run's `budget`), one line
+    per task; a run without T (the autoregressive baseline) is a dashed level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
+        runs = sorted((r for r in metrics["runs"] if r["task"] == task and r["budget"] is not None),
+                      key=lambda r: r["budget"])  # fmt: skip
+        line = ax.plot([r["budget"] for r in runs], [100 * r["accuracy"] for r in runs], marker="o",
+                       label=f"{task}: DoT")  # fmt: skip
+        for r in runs:
+            n = str(r["n"])
+            if r["n"] > 1:
+                ax.scatter([r["budget"]], [100 * r["maj@k"][n]], marker="x", color=line[0].get_color())
+        for r in metrics["runs"]:
+            if r["task"] == task and r["budget"] is None:
+                ax.axhline(100 * r["accuracy"], linestyle="--", color=line[0].get_color(), alpha=0.6,
+                           label=f"{task}: autoregressive")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("denoising steps T (forward passes per sample)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Diffusion of Thoughts: accuracy vs sampling steps (x: maj@n)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
 def plot_parallel(metrics: dict, path: Path) -> None:
     """pass@k and maj@k vs k, for each task's run with the largest budget and no Wait."""
     import matplotlib
@@ -126,14 +158,17 @@ def _fmt(v) -> str:
 
 
 def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
-    """Write scaling.png, parallel.png, report.html (and metrics.json if missing) into run_dir."""
+    """Write scaling.png (steps.png for DoT), parallel.png, report.html (and metrics.json if
+    missing) into run_dir."""
     src = results_path(run_dir)
     out_dir = src.parent
     records = load_records(src)
     if metrics is None:
         metrics = evaluate(records)
         write_json_atomic(out_dir / "metrics.json", metrics)
-    plot_scaling(metrics, out_dir / "scaling.png")
+    # DoT records carry `steps`: their compute knob is T, not thinking tokens
+    curve = "steps.png" if any(r.get("steps") for r in records) else "scaling.png"
+    (plot_steps if curve == "steps.png" else plot_scaling)(metrics, out_dir / curve)
     plot_parallel(metrics, out_dir / "parallel.png")
     runs = []
     for r in metrics["runs"]:
@@ -160,7 +195,7 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
         source=html.escape(str(src)),
         runs=_table(runs, cols),
         tasks=_table(tasks, ["task", "control", "scaling", "scaling_unit", "performance"]),
-        scaling=base64.b64encode((out_dir / "scaling.png").read_bytes()).decode(),
+        scaling=base64.b64encode((out_dir / curve).read_bytes()).decode(),
         parallel=base64.b64encode((out_dir / "parallel.png").read_bytes()).decode(),
         samples="\n".join(samples),
     )

@@ -137,7 +137,7 @@ def generate(
     out = Path(out)
     writer = RecordWriter(out)
     try:
-        check_settings(writer.records, out, task.name, cfg)
+        check_settings(writer.records, out, task.name, {k: getattr(cfg, k) for k in SETTINGS})
     except ThinkscaleError:
         writer.close()
         raise
@@ -236,15 +236,15 @@ def generate(
 SETTINGS = ("model", "format", "temperature", "seed", "min_thinking", "forcing")
 
 
-def check_settings(records: list[dict], out: Path, task: str, cfg: GenerateConfig) -> None:
-    """Refuse to resume a results file whose records of this task were made with other settings."""
-    mine = {k: getattr(cfg, k) for k in SETTINGS}
+def check_settings(records: list[dict], out: Path, task: str, mine: dict) -> None:
+    """Refuse to resume a results file whose records of this task were made with other settings
+    (`mine`: setting name -> value, as the records store them)."""
     for rec in records:
         if rec.get("task") != task:
             continue
         diff = [
             f"{k}: {rec[k]!r} there, {mine[k]!r} now"
-            for k in SETTINGS
+            for k in mine
             if k in rec and rec[k] != mine[k]
         ]
         if diff:

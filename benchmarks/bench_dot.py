@@ -1,0 +1,115 @@
+"""DoT vs an autoregressive CoT model of the same size, same data, same training wall time.
+
+Trains both (`thinkscale dot train`, objective diffusion and ar) for about `--train-minutes`
+each, then measures problems/s and exact-match accuracy of DoT at T = 1, 2, 4, ..., 64 denoising
+steps and of greedy AR decoding, on the same held-out problems, in the same run. With
+`--parallel` (the default on a machine with 2+ cores) the two trainings run at the same time,
+one core each, so they share the machine fairly. Not a timed test.
+
+    python benchmarks/bench_dot.py [--task mul4x4] [--train-minutes 40] [--json]
+
+`--json` prints: accuracy_4x4 (best T; accuracy_best for other tasks), train_seconds (dot, ar),
+train_steps, params, and per T: accuracy and problems_per_s for DoT, beside the AR baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from thinkscale.dot.model import load_dot
+from thinkscale.dot.run import DotEvalConfig, eval_dot
+from thinkscale.eval.evaluate import evaluate
+from thinkscale.eval.report import write_report
+from thinkscale.infer.records import load_records
+
+
+def train(out: Path, task: str, objective: str, seconds: float, threads: int, extra: list[str]) -> subprocess.Popen | None:
+    if (out / "config.json").exists():
+        print(f"{out}: trained already, reused")
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "thinkscale.cli", "dot", "train", "--task", task, "--objective", objective,
+           "--out", str(out), "--train-seconds", str(seconds), "--threads", str(threads), *extra]  # fmt: skip
+    log = open(out.parent / f"train-{objective}.log", "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="mul4x4")
+    p.add_argument("--train-minutes", type=float, default=40.0)
+    p.add_argument("--limit", type=int, default=500, help="held-out problems")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    p.add_argument("--out", default="runs/bench-dot")
+    p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
+    p.add_argument("--quick", action="store_true", help="2 minutes of training each, 64 problems")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("train_args", nargs="*", help="extra `dot train` flags after --, e.g. -- --layers 4")
+    args = p.parse_args()
+    if args.quick:
+        args.train_minutes, args.limit = 2.0, 64
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = args.train_minutes * 60
+    threads = 1 if args.parallel else (os.cpu_count() or 1)
+    start = time.perf_counter()
+    procs = []
+    for objective in ("diffusion", "ar"):
+        proc = train(out / objective, args.task, objective, seconds, threads, args.train_args)
+        if proc and not args.parallel:
+            proc.wait()
+        procs.append(proc)
+    for objective, proc in zip(("diffusion", "ar"), procs):
+        if proc and proc.wait() != 0:
+            raise SystemExit(f"{objective} training failed: see {out}/train-{objective}.log")
+    wall = time.perf_counter() - start
+
+    result = {"task": args.task, "train_minutes": args.train_minutes, "parallel": args.parallel,
+              "problems": args.limit, "training_wall_seconds": round(wall, 1)}  # fmt: skip
+    for objective in ("diffusion", "ar"):
+        model, _, meta = load_dot(out / objective)
+        key = "dot" if objective == "diffusion" else "ar"
+        result.setdefault("train_seconds", {})[key] = meta.train_seconds
+        result.setdefault("train_steps", {})[key] = meta.train_steps
+        result.setdefault("params", {})[key] = sum(p.numel() for p in model.parameters())
+    per_t = {}
+    for objective in ("diffusion", "ar"):
+        run = out / f"eval-{objective}"
+        shutil.rmtree(run, ignore_errors=True)
+        eval_dot(DotEvalConfig(model=str(out / objective), out=str(run), limit=args.limit, steps=args.steps,
+                               batch_size=64))  # fmt: skip
+        timing = json.loads((run / "timing.json").read_text())
+        metrics = evaluate(load_records(run / "results.jsonl"))
+        write_report(run, metrics)
+        for r in metrics["runs"]:
+            speed = timing[str(r["budget"])]["problems_per_s"]
+            if objective == "ar":
+                result["ar"] = {"accuracy": r["accuracy"], "problems_per_s": round(speed, 2)}
+            else:
+                per_t[str(r["budget"])] = {"accuracy": r["accuracy"], "problems_per_s": round(speed, 2)}
+    result["dot"] = per_t
+    best = max(v["accuracy"] for v in per_t.values())
+    result["accuracy_4x4" if args.task == "mul4x4" else "accuracy_best"] = best
+    for v in per_t.values():
+        v["speed_vs_ar"] = round(v["problems_per_s"] / result["ar"]["problems_per_s"], 2)
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.task}: trained {result['train_seconds']} s, steps {result['train_steps']}, "
+          f"params {result['params']}")  # fmt: skip
+    print(f"{'model':<10} {'acc':>7} {'problems/s':>11} {'vs AR':>6}")
+    for t, v in per_t.items():
+        print(f"{'DoT T=' + t:<10} {100 * v['accuracy']:>6.1f}% {v['problems_per_s']:>11.1f} {v['speed_vs_ar']:>6.2f}")
+    print(f"{'AR greedy':<10} {100 * result['ar']['accuracy']:>6.1f}% {result['ar']['problems_per_s']:>11.1f} {1:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

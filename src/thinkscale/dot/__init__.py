@@ -1,0 +1,1 @@
+"""Diffusion of Thoughts: a masked-diffusion reasoner (train, sample, eval)."""

@@ -1,0 +1,356 @@
+"""`thinkscale dot train`: a masked (absorbing-state) diffusion LM over the chain and answer.
+
+Training follows the simple masked-diffusion recipe (MDLM; LLaDA's SFT): draw a noise level
+t ~ U(0, 1] per sequence (low-discrepancy across the batch), replace each target token by
+`<mask>` with probability t, and train the bidirectional backbone to recover the masked tokens,
+cross-entropy weighted by 1/t (the ELBO), normalised by the number of target tokens. The
+question is never masked (`fix_src`). Targets are padded with EOS to a fixed length, and those
+EOS count in the loss, so the model learns where the answer ends. With `prefix_prob`, some rows
+also keep their first k thoughts clean: the state DoT-MP samples from.
+
+`objective="ar"` trains the same backbone left to right on the same data (the baseline of
+`benchmarks/bench_dot.py`). HF's Trainer runs the loop (optimizer, cosine schedule, progress bar,
+checkpoints, resume); only the loss is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from thinkscale import ThinkscaleError
+from thinkscale.dot.data import DotExample, check_task, load_task
+from thinkscale.dot.model import (
+    DotMeta,
+    add_dot_tokens,
+    build_tokenizer,
+    denoise_logits,
+    encode,
+    new_backbone,
+    save_meta,
+    separator_id,
+    source_text,
+)
+
+RUN_FILE = "thinkscale_dot.json"
+
+
+@dataclass
+class DotTrainConfig:
+    """Defaults: a 6-layer, 256-wide model on procedural 4x4 multiplication, sized for 2 CPU
+    cores. CLI flags mirror these fields."""
+
+    task: str = "mul4x4"  # mul4x4 | mul5x5 | gsm8k
+    out: str = "runs/dot-mul4x4"
+    objective: str = "diffusion"  # diffusion | ar (the autoregressive baseline)
+    init: str | None = None  # a pretrained checkpoint (embedded name or dir) instead of scratch
+    tokenizer: str = "auto"  # word | bpe | auto (word for multiplication, bpe for GSM8K)
+    vocab_size: int = 2048  # for bpe
+    hidden_size: int = 256
+    layers: int = 6
+    heads: int = 4
+    intermediate_size: int = 768
+    train_size: int = 100_000  # training problems (multiplication: distinct, none from test)
+    max_steps: int = 2000
+    train_seconds: float | None = None  # if set: as many steps as fit (measured) in this time
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    warmup: float = 0.03
+    weight_decay: float = 0.01
+    prefix_prob: float = 0.1  # rows whose first k thoughts stay clean (trains DoT-MP's state)
+    max_length: int = 512  # question + target tokens; longer examples are dropped (counted)
+    save_steps: int = 250
+    logging_steps: int = 50
+    seed: int = 0
+    bf16: bool = True  # bf16 autocast (CPU: AMX matmuls, ~2x faster here); weights stay fp32
+    resume: bool = False
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def validate(self) -> None:
+        check_task(self.task)
+        if self.objective not in ("diffusion", "ar"):
+            raise ThinkscaleError(f"--objective must be diffusion or ar, got '{self.objective}'")
+        if self.tokenizer not in ("auto", "word", "bpe"):
+            raise ThinkscaleError(f"--tokenizer must be auto, word or bpe, got '{self.tokenizer}'")
+        if self.max_steps <= 0 and not self.train_seconds:
+            raise ThinkscaleError("--max-steps must be positive (or give --train-seconds)")
+        if self.batch_size <= 0 or self.learning_rate <= 0 or self.train_size <= 0:
+            raise ThinkscaleError("--batch-size, --learning-rate and --train-size must be positive")
+        if not 0 <= self.prefix_prob <= 1:
+            raise ThinkscaleError(f"--prefix-prob must be in [0, 1], got {self.prefix_prob}")
+
+
+class DotDataset(torch.utils.data.Dataset):
+    """Token ids of (source, target) pairs; the target ends with EOS."""
+
+    def __init__(self, examples: list[DotExample], tokenizer, max_length: int):
+        self.rows, self.dropped = [], 0
+        sep = separator_id(tokenizer, examples[0].sep) if examples else -1
+        for ex in examples:
+            src = encode(tokenizer, source_text(ex.question))
+            tgt = encode(tokenizer, ex.target()) + [tokenizer.eos_token_id]
+            if len(src) + len(tgt) > max_length:
+                self.dropped += 1
+                continue
+            # where a thought ends (index into tgt, exclusive): DoT-MP's pass boundaries
+            cuts = [i + 1 for i, t in enumerate(tgt) if t == sep]
+            self.rows.append({"src": src, "tgt": tgt, "cuts": cuts})
+        if not self.rows:
+            raise ThinkscaleError(f"every example is longer than --max-length {max_length}")
+        self.gen_length = max(len(r["tgt"]) for r in self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+class DiffusionCollator:
+    """Noises a batch: left-pads sources, EOS-pads targets to `gen_length`, masks target tokens
+    with probability t. Draws from torch's global RNG, which the Trainer restores on resume."""
+
+    def __init__(self, tokenizer, gen_length: int, prefix_prob: float = 0.0, eps: float = 1e-3):
+        self.pad, self.mask, self.eos = tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.eos_token_id
+        self.gen_length, self.prefix_prob, self.eps = gen_length, prefix_prob, eps
+
+    def __call__(self, rows: list[dict]) -> dict:
+        n, src_len = len(rows), max(len(r["src"]) for r in rows)
+        length = src_len + self.gen_length
+        ids = torch.full((n, length), self.pad, dtype=torch.long)
+        key_mask = torch.zeros((n, length), dtype=torch.bool)
+        noisable = torch.zeros((n, length), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            s = len(r["src"])
+            ids[i, src_len - s : src_len] = torch.tensor(r["src"])
+            tgt = r["tgt"] + [self.eos] * (self.gen_length - len(r["tgt"]))
+            ids[i, src_len:] = torch.tensor(tgt)
+            key_mask[i, src_len - s :] = True
+            clean = 0
+            if r["cuts"] and self.prefix_prob and torch.rand(()) < self.prefix_prob:
+                clean = r["cuts"][int(torch.randint(len(r["cuts"]), ()))]
+            noisable[i, src_len + clean :] = True
+        # low-discrepancy noise levels: one uniform offset, n evenly spaced levels
+        t = (torch.rand(()) + torch.arange(n) / n) % 1.0
+        t = self.eps + (1 - self.eps) * t
+        masked = (torch.rand(n, length) < t[:, None]) & noisable
+        labels = ids.clone()
+        noisy = ids.masked_fill(masked, self.mask)
+        return {"input_ids": noisy, "key_mask": key_mask, "labels": labels, "masked": masked,
+                "t": t, "target_tokens": noisable.sum(-1)}  # fmt: skip
+
+
+class CausalCollator:
+    """The AR baseline's batches: source then target then EOS, right-padded; loss on the target."""
+
+    def __init__(self, tokenizer):
+        self.pad = tokenizer.pad_token_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        length = max(len(r["src"]) + len(r["tgt"]) for r in rows)
+        ids = torch.full((len(rows), length), self.pad, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        attn = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            seq = r["src"] + r["tgt"]
+            ids[i, : len(seq)] = torch.tensor(seq)
+            labels[i, len(r["src"]) : len(seq)] = torch.tensor(r["tgt"])
+            attn[i, : len(seq)] = 1
+        return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def diffusion_loss(model, batch: dict) -> torch.Tensor:
+    """Masked-token cross-entropy weighted by 1/t, per target token (the MDLM / LLaDA ELBO)."""
+    logits = denoise_logits(model, batch["input_ids"], batch["key_mask"])
+    masked = batch["masked"]
+    if not masked.any():
+        return logits.sum() * 0.0
+    ce = torch.nn.functional.cross_entropy(logits[masked].float(), batch["labels"][masked], reduction="none")
+    weight = (1.0 / batch["t"])[:, None].expand_as(masked)[masked]
+    return (ce * weight).sum() / batch["target_tokens"].sum().clamp(min=1)
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class DiffusionTrainer(Trainer):
+        """HF's Trainer with the masked-diffusion loss; everything else is the Trainer's."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = diffusion_loss(model, inputs)
+            return (loss, None) if return_outputs else loss
+
+    return DiffusionTrainer
+
+
+def tokenizer_kind(cfg: DotTrainConfig) -> str:
+    if cfg.tokenizer != "auto":
+        return cfg.tokenizer
+    return "bpe" if cfg.task == "gsm8k" else "word"
+
+
+def build(cfg: DotTrainConfig, examples: list[DotExample]):
+    """(model, tokenizer): from scratch with a tokenizer fitted to the data, or from `init`."""
+    if cfg.init:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from thinkscale.models import resolve_model_path
+
+        path = resolve_model_path(cfg.init)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        add_dot_tokens(tokenizer)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
+        model.resize_token_embeddings(len(tokenizer))
+        return model, tokenizer
+    texts = [t for ex in examples for t in (source_text(ex.question), ex.target())]
+    tokenizer = build_tokenizer(tokenizer_kind(cfg), texts, cfg.vocab_size)
+    torch.manual_seed(cfg.seed)
+    model = new_backbone(len(tokenizer), cfg.hidden_size, cfg.layers, cfg.heads,
+                         cfg.intermediate_size, cfg.max_length, tokenizer)  # fmt: skip
+    return model, tokenizer
+
+
+def _check_out_dir(out: Path, cfg: DotTrainConfig) -> str | None:
+    """A new or empty dir; with `resume`, the same run. Returns the checkpoint to resume from."""
+    from thinkscale.train.sft import latest_checkpoint
+
+    marker = out / RUN_FILE
+    if cfg.resume:
+        if not marker.exists():
+            raise ThinkscaleError(f"{out}: no DoT run to resume (no {RUN_FILE})")
+        saved = json.loads(marker.read_text())["config"]
+        mine = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "threads")}
+        diff = sorted(k for k in mine if saved.get(k) != mine[k])
+        if diff:
+            raise ThinkscaleError(f"{out}: holds a run with different settings ({', '.join(diff)}); cannot resume it")
+        if (out / "config.json").exists():
+            raise ThinkscaleError(f"{out}: this run already finished")
+        return latest_checkpoint(out)
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    if marker.exists():
+        raise ThinkscaleError(f"{out}: holds a DoT run; pass --resume to continue it, or choose another --out")
+    raise ThinkscaleError(f"{out}: not empty and not a DoT run; choose another --out")
+
+
+def measure_step_seconds(model, collate, dataset, batch_size: int, loss_fn, steps: int = 3) -> float:
+    """Seconds per optimizer step on this machine (forward, backward, AdamW), after a warm-up."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+    model.train()
+    times = []
+    for i in range(steps + 1):
+        batch = collate([dataset[j % len(dataset)] for j in range(i * batch_size, (i + 1) * batch_size)])
+        start = time.perf_counter()
+        loss_fn(model, batch).backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - start)
+    model.load_state_dict(state)
+    return sum(times[1:]) / steps
+
+
+def _ar_loss(model, batch: dict) -> torch.Tensor:
+    return model(**batch).loss
+
+
+def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, callbacks: list | None = None) -> Path:
+    """Train and write a checkpoint (safetensors, tokenizer, dot.json) to cfg.out. `examples`
+    replaces the task's training data; `callbacks` are extra TrainerCallbacks."""
+    from transformers import TrainerCallback, TrainingArguments
+
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    resume_from = _check_out_dir(out, cfg)
+    if examples is None:
+        examples = load_task(cfg.task, "train", cfg.train_size, seed=cfg.seed)
+    model, tokenizer = build(cfg, examples)
+    dataset = DotDataset(examples, tokenizer, cfg.max_length)
+    if dataset.dropped:
+        print(f"{dataset.dropped}/{len(examples)} examples are longer than --max-length {cfg.max_length}: dropped")
+    if cfg.objective == "diffusion":
+        collate = DiffusionCollator(tokenizer, dataset.gen_length, cfg.prefix_prob)
+        trainer_cls, loss_fn = _trainer_class(), diffusion_loss
+    else:
+        from transformers import Trainer
+
+        collate, trainer_cls, loss_fn = CausalCollator(tokenizer), Trainer, _ar_loss
+    params = sum(p.numel() for p in model.parameters())
+    max_steps = cfg.max_steps
+    if cfg.train_seconds:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and not torch.cuda.is_available()):
+            step = measure_step_seconds(model, collate, dataset, cfg.batch_size, loss_fn)
+        max_steps = max(1, int(cfg.train_seconds / step))
+        print(f"{step:.2f} s per step measured: {max_steps} steps fit in {cfg.train_seconds:.0f} s")
+    print(f"{cfg.objective} model: {params / 1e6:.2f}M parameters, vocab {len(tokenizer)}, "
+          f"{len(dataset)} examples, target length {dataset.gen_length}, {max_steps} steps × {cfg.batch_size}")  # fmt: skip
+
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:
+        run = {"config": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "threads")},
+               "max_steps": max_steps}  # fmt: skip
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2))
+    else:
+        max_steps = json.loads((out / RUN_FILE).read_text())["max_steps"]
+
+    class Clock(TrainerCallback):
+        seconds = 0.0
+
+        def on_step_begin(self, args, state, control, **kw):
+            self._t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            Clock.seconds += time.perf_counter() - self._t
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        max_steps=max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=math.ceil(cfg.warmup * max_steps),
+        weight_decay=cfg.weight_decay,
+        adam_beta2=0.98,
+        max_grad_norm=1.0,
+        save_steps=cfg.save_steps,
+        logging_steps=cfg.logging_steps,
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=cfg.bf16,
+        disable_tqdm=False,
+    )
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, data_collator=collate,
+                          processing_class=tokenizer, callbacks=[Clock(), *(callbacks or [])])  # fmt: skip
+    if resume_from:
+        print(f"resuming from {resume_from} (optimizer, scheduler, RNG and data order restored)")
+    trainer.train(resume_from_checkpoint=resume_from)
+    meta = DotMeta(cfg.objective, cfg.task, dataset.gen_length, examples[0].sep,
+                   round(Clock.seconds, 1), max_steps)  # fmt: skip
+    _save_final(trainer, tokenizer, meta, out)
+    return out
+
+
+def _save_final(trainer, tokenizer, meta: DotMeta, out: Path) -> None:
+    """Write to a temp dir, then move files in; config.json last, so it means complete."""
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    save_meta(tmp, meta)
+    names = sorted(p.name for p in tmp.iterdir())
+    for name in [n for n in names if n != "config.json"] + ["config.json"]:
+        os.replace(tmp / name, out / name)
+    tmp.rmdir()

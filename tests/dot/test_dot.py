@@ -1,0 +1,231 @@
+"""Diffusion of Thoughts on tiny models: data, noising, sampling rules, overfitting, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thinkscale import ThinkscaleError
+from thinkscale.cli import main
+from thinkscale.dot.data import (
+    ANSWER_SEP,
+    load_task,
+    multiplication,
+    multiplication_example,
+    parse_reversed_number,
+)
+from thinkscale.dot.model import bidirectional_mask, denoise_logits, encode, load_dot, source_text
+from thinkscale.dot.sample import SampleConfig, denoise, reveal_schedule, row_seed, sample_dot
+from thinkscale.dot.train import DiffusionCollator, DotDataset, DotTrainConfig, build, train_dot
+
+TINY = dict(hidden_size=64, layers=2, heads=4, intermediate_size=128, bf16=False, logging_steps=1000)
+
+
+@settings(deadline=None)  # CPU-loaded CI machines
+@given(st.integers(1, 9999), st.integers(0, 9999))
+def test_multiplication_chain_and_answer_are_arithmetically_right(a, b):
+    ex = multiplication_example(a, b, 4, 4)
+    assert int(ex.gold) == a * b
+    assert parse_reversed_number(ex.answer) == str(a * b)
+    b_digits = [int(d) for d in str(b).zfill(4)[::-1]]
+    running = 0
+    for i, thought in enumerate(ex.thoughts):  # partial products, then running sums
+        parts = thought.replace("(", "").replace(")", "").split()
+        width = 5 + i
+        partial = int("".join(parts[:width][::-1]))
+        assert partial == a * b_digits[i] * 10**i
+        running += partial
+        if i:
+            assert int("".join(parts[width:][::-1])) == running
+    assert running == a * b
+    assert ex.target().endswith(f"{ANSWER_SEP} {ex.answer}")
+
+
+def test_test_problems_never_appear_in_training():
+    test = {e.question for e in load_task("mul4x4", "test", 300)}
+    train = multiplication(4, 5000, seed=0, exclude=test)
+    assert len(test) == 300 and not test & {e.question for e in train}
+    assert [e.id for e in load_task("mul4x4", "test", 50)] == [e.id for e in load_task("mul4x4", "test", 50)]
+    with pytest.raises(ThinkscaleError, match="unknown DoT task"):
+        load_task("mul4x5", "test", 1)
+
+
+def _tiny(task="mul2x2", count=20, **kw):
+    examples = load_task(task, "train", count, seed=1)
+    cfg = DotTrainConfig(task=task, **{**TINY, **kw})
+    model, tok = build(cfg, examples)
+    return examples, model.eval(), tok
+
+
+def test_attention_is_bidirectional_and_padding_is_invisible():
+    _, model, tok = _tiny()
+    ids = torch.tensor([encode(tok, "1 2 * 3 4 || 5 6 + 7")])
+    keys = torch.ones_like(ids, dtype=torch.bool)
+    base = denoise_logits(model, ids, keys)[0, 0]
+    changed = ids.clone()
+    changed[0, -1] = encode(tok, "9")[0]
+    assert not torch.allclose(base, denoise_logits(model, changed, keys)[0, 0])  # first sees last
+    padded = torch.cat([torch.full((1, 3), tok.pad_token_id), ids], 1)
+    pad_keys = torch.cat([torch.zeros(1, 3, dtype=torch.bool), keys], 1)
+    assert torch.allclose(denoise_logits(model, padded, pad_keys)[0, 3:], denoise_logits(model, ids, keys)[0], atol=1e-5)
+    assert bidirectional_mask(pad_keys, torch.float32)[0, 0, 5, :3].lt(-1e30).all()
+
+
+def test_noising_never_touches_the_question():
+    examples, _, tok = _tiny(count=64)
+    ds = DotDataset(examples, tok, 512)
+    collate = DiffusionCollator(tok, ds.gen_length, prefix_prob=0.5)
+    torch.manual_seed(0)
+    batch = collate([ds[i] for i in range(64)])
+    src_len = max(len(r["src"]) for r in ds.rows)
+    assert not batch["masked"][:, :src_len].any()
+    assert (batch["input_ids"][:, :src_len] == batch["labels"][:, :src_len]).all()
+    assert batch["masked"].float().mean() > 0.2  # levels spread over (0, 1]: about half masked
+    assert (batch["input_ids"][batch["masked"]] == tok.mask_token_id).all()
+
+
+def test_reveal_schedule_spreads_every_position():
+    assert reveal_schedule(17, 1) == [17]
+    assert reveal_schedule(17, 17) == [1] * 17
+    assert reveal_schedule(17, 256) == [1] * 17  # T beyond the length is the length
+    assert sum(reveal_schedule(66, 8)) == 66 and max(reveal_schedule(66, 8)) - min(reveal_schedule(66, 8)) <= 1
+
+
+@pytest.mark.parametrize("steps", [1, 5, 999])
+def test_sampling_fills_everything_and_never_changes_the_question(steps):
+    examples, model, tok = _tiny()
+    src = [encode(tok, source_text(e.question)) for e in examples[:6]] + [encode(tok, "1 *")]
+    gens = [torch.Generator().manual_seed(i) for i in range(len(src))]
+    length = 19
+    out = denoise(model, tok, src, length, min(steps, 256), "random", 1.0, gens)
+    for row in out:
+        assert len(row) == length and tok.mask_token_id not in row  # a full sequence at any T
+    # the question positions: run again and look at the whole tensor through a spy
+    seen = []
+    import thinkscale.dot.sample as sample_mod
+
+    def spy(m, ids, keys):
+        seen.append(ids.clone())
+        return denoise_logits(m, ids, keys)
+
+    sample_mod.denoise_logits, saved = spy, sample_mod.denoise_logits
+    try:
+        denoise(model, tok, src, length, min(steps, 256), "confidence", 0.0, gens)
+    finally:
+        sample_mod.denoise_logits = saved
+    width = max(map(len, src))
+    for ids in seen:
+        for i, s in enumerate(src):
+            assert ids[i, width - len(s) : width].tolist() == s
+
+
+def test_same_seed_same_output_and_batch_independent():
+    examples, model, tok = _tiny()
+    from thinkscale.dot.model import DotMeta
+
+    meta = DotMeta("diffusion", "mul2x2", 19, "+")
+    qs = [(e.id, e.question) for e in examples[:5]]
+    cfg = SampleConfig(steps=4, temperature=1.0, order="random", n=2, seed=7, batch_size=10)
+    a = sample_dot(model, tok, meta, qs, cfg)
+    b = sample_dot(model, tok, meta, qs, SampleConfig(**{**cfg.__dict__, "batch_size": 3}))
+    assert [r["tokens"] for r in a] == [r["tokens"] for r in b]
+    c = sample_dot(model, tok, meta, qs, SampleConfig(**{**cfg.__dict__, "seed": 8}))
+    assert [r["tokens"] for r in a] != [r["tokens"] for r in c]
+    assert row_seed(0, "x/0") != row_seed(0, "x/1")
+
+
+def test_tiny_model_overfits_twenty_examples(tmp_path):
+    examples = load_task("mul2x2", "train", 20, seed=1)
+    out = train_dot(DotTrainConfig(task="mul2x2", out=str(tmp_path / "m"), max_steps=400, batch_size=20,
+                                   learning_rate=3e-3, warmup=0.05, prefix_prob=0.0, save_steps=10_000,
+                                   seed=0, **{**TINY, "hidden_size": 128, "intermediate_size": 256}),
+                    examples=examples)  # fmt: skip
+    model, tok, meta = load_dot(out)
+    qs = [(e.id, e.question) for e in examples]
+    for steps, multipass in ((meta.gen_length, False), (4, False), (meta.gen_length, True)):
+        res = sample_dot(model, tok, meta, qs, SampleConfig(steps=steps, multipass=multipass))
+        exact = [r["text"].split() == e.target().split() for r, e in zip(res, examples)]
+        assert sum(exact) == 20, (steps, multipass, sum(exact))
+    assert meta.train_steps == 400 and meta.train_seconds > 0
+
+
+def _train_cfg(tmp_path, **kw):
+    return DotTrainConfig(task="mul2x2", out=str(tmp_path / "run"), max_steps=6, batch_size=8, train_size=64,
+                          save_steps=3, seed=0, **{**TINY, **kw})  # fmt: skip
+
+
+def test_resume_after_a_crash_reaches_the_same_weights(tmp_path):
+    from transformers import TrainerCallback
+
+    full = train_dot(_train_cfg(tmp_path / "a"))
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 4:
+                raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_dot(_train_cfg(tmp_path / "b"), callbacks=[Crash()])
+    assert not (tmp_path / "b" / "run" / "config.json").exists()
+    with pytest.raises(ThinkscaleError, match="--resume"):
+        train_dot(_train_cfg(tmp_path / "b"))
+    with pytest.raises(ThinkscaleError, match="different settings"):
+        train_dot(_train_cfg(tmp_path / "b", resume=True, learning_rate=1.0))
+    resumed = train_dot(_train_cfg(tmp_path / "b", resume=True))
+    a, _, _ = load_dot(full)
+    b, _, _ = load_dot(resumed)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-5), name
+    with pytest.raises(ThinkscaleError, match="already finished"):
+        train_dot(_train_cfg(tmp_path / "b", resume=True))
+
+
+def test_cli_train_eval_report_and_ar_baseline(tmp_path, capsys):
+    model = tmp_path / "dot"
+    assert main(["dot", "train", "--task", "mul2x2", "--out", str(model), "--max-steps", "3", "--batch-size", "8",
+                 "--train-size", "64", "--hidden-size", "32", "--layers", "1", "--heads", "2",
+                 "--intermediate-size", "64", "--no-bf16"]) == 0  # fmt: skip
+    run = tmp_path / "eval"
+    args = ["dot", "eval", "--model", str(model), "--out", str(run), "--limit", "6", "--steps", "1", "4",
+            "--n", "2", "--temperature", "1.0"]  # fmt: skip
+    assert main(args) == 0
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 6 * 2 * 2 and {r["budget"] for r in records} == {1, 4}
+    assert all(r["method"] == "dot" and r["nfe"] == r["steps"] for r in records)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {r["budget"] for r in metrics["runs"]} == {1, 4} and "2" in metrics["runs"][0]["maj@k"]
+    for name in ("steps.png", "parallel.png", "report.html"):
+        assert (run / name).stat().st_size > 0
+    assert main(args) == 0  # resume: nothing new
+    assert len((run / "results.jsonl").read_text().splitlines()) == 24
+    assert main([*args[:-2], "--temperature", "0.5"]) == 2  # other settings: refused
+    assert "other settings" in capsys.readouterr().err
+
+    ar = tmp_path / "ar"
+    assert main(["dot", "train", "--task", "mul2x2", "--objective", "ar", "--out", str(ar), "--max-steps", "2",
+                 "--batch-size", "8", "--train-size", "64", "--hidden-size", "32", "--layers", "1", "--heads", "2",
+                 "--intermediate-size", "64", "--no-bf16"]) == 0  # fmt: skip
+    assert main(["dot", "eval", "--model", str(ar), "--out", str(tmp_path / "ar-eval"), "--limit", "4"]) == 0
+    recs = [json.loads(line) for line in (tmp_path / "ar-eval" / "results.jsonl").read_text().splitlines()]
+    assert len(recs) == 4 and all(r["method"] == "ar" and r["budget"] is None for r in recs)
+    capsys.readouterr()
+    assert main(["dot", "sample", "--model", str(model), "--question", "1 2 * 3 4", "--steps", "2"]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["question"] == "1 2 * 3 4" and line["nfe"] == 2
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert main(["dot", "train", "--task", "mul9x", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown DoT task" in capsys.readouterr().err
+    assert main(["dot", "eval", "--model", str(tmp_path), "--out", str(tmp_path / "e")]) == 2
+    assert "not a DoT checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    assert main(["dot", "train", "--task", "mul2x2", "--out", str(tmp_path / "busy"), "--max-steps", "1"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "busy" / "file").read_text() == "x"
