@@ -20,7 +20,14 @@ from thinkscale.dot.data import (
 )
 from thinkscale.dot.model import bidirectional_mask, denoise_logits, encode, load_dot, source_text
 from thinkscale.dot.sample import SampleConfig, denoise, reveal_schedule, row_seed, sample_dot
-from thinkscale.dot.train import DiffusionCollator, DotDataset, DotTrainConfig, build, train_dot
+from thinkscale.dot.train import (
+    DiffusionCollator,
+    DotDataset,
+    DotTrainConfig,
+    add_noise,
+    build,
+    train_dot,
+)
 
 TINY = dict(hidden_size=64, layers=2, heads=4, intermediate_size=128, bf16=False, logging_steps=1000)
 
@@ -78,10 +85,15 @@ def test_attention_is_bidirectional_and_padding_is_invisible():
 def test_noising_never_touches_the_question():
     examples, _, tok = _tiny(count=64)
     ds = DotDataset(examples, tok, 512)
-    collate = DiffusionCollator(tok, ds.gen_length, prefix_prob=0.5)
+    clean = DiffusionCollator(tok, ds.gen_length)([ds[i] for i in range(64)])
     torch.manual_seed(0)
-    batch = collate([ds[i] for i in range(64)])
+    batch = add_noise(clean, tok.mask_token_id, prefix_prob=0.5)
     src_len = max(len(r["src"]) for r in ds.rows)
+    # rows that kept a clean prefix: nothing masked before their first thought boundary
+    cut0 = clean["cuts"][:, 0]
+    assert (cut0 > src_len).all()
+    kept = [i for i in range(64) if not batch["masked"][i, src_len : cut0[i]].any()]
+    assert 0 < len(kept) < 64
     assert not batch["masked"][:, :src_len].any()
     assert (batch["input_ids"][:, :src_len] == batch["labels"][:, :src_len]).all()
     assert batch["masked"].float().mean() > 0.2  # levels spread over (0, 1]: about half masked
@@ -229,3 +241,29 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["dot", "train", "--task", "mul2x2", "--out", str(tmp_path / "busy"), "--max-steps", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "busy" / "file").read_text() == "x"
+
+
+def test_gsm8k_pipeline_with_bpe_and_multipass(tmp_path):
+    out = train_dot(DotTrainConfig(task="gsm8k", out=str(tmp_path / "g"), train_size=24, max_steps=2, batch_size=4,
+                                   vocab_size=400, max_length=384, **{**TINY, "hidden_size": 32}))  # fmt: skip
+    model, tok, meta = load_dot(out)
+    assert meta.thought_sep == "<thought>" and len(tok) <= 400
+    examples = load_task("gsm8k", "train", 24)
+    ids = encode(tok, examples[0].target())
+    assert tok.decode(ids) == examples[0].target()  # byte-level BPE round-trips
+    from thinkscale.dot.run import DotEvalConfig, eval_dot
+
+    results = eval_dot(DotEvalConfig(model=str(out), out=str(tmp_path / "e"), limit=2, steps=[2], multipass=True,
+                                     max_passes=3))  # fmt: skip
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(recs) == 2 and all(r["method"] == "dot-mp" and 1 <= r["passes"] <= 3 for r in recs)
+    assert all(r["nfe"] == 2 * r["passes"] for r in recs)
+
+
+def test_diffusion_from_a_pretrained_causal_checkpoint(tmp_path, tiny_checkpoint):
+    out = train_dot(DotTrainConfig(task="mul2x2", init=str(tiny_checkpoint), out=str(tmp_path / "p"),
+                                   train_size=16, max_steps=2, batch_size=4, bf16=False))  # fmt: skip
+    model, tok, meta = load_dot(out)
+    assert tok.mask_token_id is not None and model.get_input_embeddings().weight.shape[0] == len(tok)
+    res = sample_dot(model, tok, meta, [("q", "1 2 * 3 4")], SampleConfig(steps=3))
+    assert res[0]["nfe"] == 3 and tok.mask_token not in res[0]["text"]

@@ -37,6 +37,7 @@ class DotEvalConfig:
     order: str = "confidence"
     temperature: float = 0.0
     multipass: bool = False
+    max_passes: int = 16
     n: int = 1
     seed: int = 0
     batch_size: int = 64
@@ -94,7 +95,7 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
                 outs = ar_generate(model, tokenizer, meta, todo, cfg.batch_size, progress=bar)
             else:
                 scfg = SampleConfig(steps=steps, order=cfg.order, temperature=cfg.temperature,
-                                    multipass=cfg.multipass, n=cfg.n, seed=cfg.seed, batch_size=cfg.batch_size)  # fmt: skip
+                                    multipass=cfg.multipass, max_passes=cfg.max_passes, n=cfg.n, seed=cfg.seed, batch_size=cfg.batch_size)  # fmt: skip
                 outs = sample_dot(model, tokenizer, meta, todo, scfg, progress=bar)
             bar.close()
             timing[str(steps)] = {"problems_per_s": len(todo) / (time.perf_counter() - start), "problems": len(todo)}

@@ -114,37 +114,53 @@ class DotDataset(torch.utils.data.Dataset):
 
 
 class DiffusionCollator:
-    """Noises a batch: left-pads sources, EOS-pads targets to `gen_length`, masks target tokens
-    with probability t. Draws from torch's global RNG, which the Trainer restores on resume."""
+    """Pads a batch: left-pads sources, EOS-pads targets to `gen_length`. Deterministic: the
+    noise is drawn later, in the loss (see `add_noise`), because on resume HF's Trainer collates
+    the first batch before it restores the RNG state, and noise drawn here would differ."""
 
-    def __init__(self, tokenizer, gen_length: int, prefix_prob: float = 0.0, eps: float = 1e-3):
-        self.pad, self.mask, self.eos = tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.eos_token_id
-        self.gen_length, self.prefix_prob, self.eps = gen_length, prefix_prob, eps
+    def __init__(self, tokenizer, gen_length: int):
+        self.pad, self.eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+        self.gen_length = gen_length
 
     def __call__(self, rows: list[dict]) -> dict:
         n, src_len = len(rows), max(len(r["src"]) for r in rows)
         length = src_len + self.gen_length
         ids = torch.full((n, length), self.pad, dtype=torch.long)
         key_mask = torch.zeros((n, length), dtype=torch.bool)
-        noisable = torch.zeros((n, length), dtype=torch.bool)
+        # thought boundaries as absolute positions; -1 pads rows with fewer thoughts
+        cuts = torch.full((n, max(1, max(len(r["cuts"]) for r in rows))), -1, dtype=torch.long)
         for i, r in enumerate(rows):
             s = len(r["src"])
             ids[i, src_len - s : src_len] = torch.tensor(r["src"])
             tgt = r["tgt"] + [self.eos] * (self.gen_length - len(r["tgt"]))
             ids[i, src_len:] = torch.tensor(tgt)
             key_mask[i, src_len - s :] = True
-            clean = 0
-            if r["cuts"] and self.prefix_prob and torch.rand(()) < self.prefix_prob:
-                clean = r["cuts"][int(torch.randint(len(r["cuts"]), ()))]
-            noisable[i, src_len + clean :] = True
-        # low-discrepancy noise levels: one uniform offset, n evenly spaced levels
-        t = (torch.rand(()) + torch.arange(n) / n) % 1.0
-        t = self.eps + (1 - self.eps) * t
-        masked = (torch.rand(n, length) < t[:, None]) & noisable
-        labels = ids.clone()
-        noisy = ids.masked_fill(masked, self.mask)
-        return {"input_ids": noisy, "key_mask": key_mask, "labels": labels, "masked": masked,
-                "t": t, "target_tokens": noisable.sum(-1)}  # fmt: skip
+            if r["cuts"]:
+                cuts[i, : len(r["cuts"])] = src_len + torch.tensor(r["cuts"])
+        return {"input_ids": ids, "key_mask": key_mask, "labels": ids.clone(), "cuts": cuts,
+                "src_len": torch.full((n,), src_len)}  # fmt: skip
+
+
+def add_noise(batch: dict, mask_id: int, prefix_prob: float = 0.0, eps: float = 1e-3) -> dict:
+    """Masks target tokens with probability t, t spread evenly over (eps, 1] across the batch
+    from one uniform offset (low-discrepancy). With `prefix_prob`, a row keeps its first k
+    thoughts clean (k uniform over its thoughts). The question is never masked (fix_src)."""
+    ids, cuts = batch["labels"], batch["cuts"]
+    n, length = ids.shape
+    device = ids.device
+    start = batch["src_len"].to(device).clone()
+    if prefix_prob:
+        has = (cuts >= 0).sum(-1)
+        pick = (torch.rand(n, device=device) * has.clamp(min=1)).long()
+        cut = cuts.gather(1, pick[:, None]).squeeze(1)
+        use = (torch.rand(n, device=device) < prefix_prob) & (has > 0)
+        start = torch.where(use, cut, start)
+    noisable = torch.arange(length, device=device)[None, :] >= start[:, None]
+    t = (torch.rand((), device=device) + torch.arange(n, device=device) / n) % 1.0
+    t = eps + (1 - eps) * t
+    masked = (torch.rand(n, length, device=device) < t[:, None]) & noisable
+    return {"input_ids": ids.masked_fill(masked, mask_id), "key_mask": batch["key_mask"], "labels": ids,
+            "masked": masked, "t": t, "target_tokens": noisable.sum(-1)}  # fmt: skip
 
 
 class CausalCollator:
@@ -177,14 +193,14 @@ def diffusion_loss(model, batch: dict) -> torch.Tensor:
     return (ce * weight).sum() / batch["target_tokens"].sum().clamp(min=1)
 
 
-def _trainer_class():
+def _trainer_class(mask_id: int, prefix_prob: float):
     from transformers import Trainer
 
     class DiffusionTrainer(Trainer):
         """HF's Trainer with the masked-diffusion loss; everything else is the Trainer's."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = diffusion_loss(model, inputs)
+            loss = diffusion_loss(model, add_noise(inputs, mask_id, prefix_prob))
             return (loss, None) if return_outputs else loss
 
     return DiffusionTrainer
@@ -278,8 +294,11 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
     if dataset.dropped:
         print(f"{dataset.dropped}/{len(examples)} examples are longer than --max-length {cfg.max_length}: dropped")
     if cfg.objective == "diffusion":
-        collate = DiffusionCollator(tokenizer, dataset.gen_length, cfg.prefix_prob)
-        trainer_cls, loss_fn = _trainer_class(), diffusion_loss
+        collate = DiffusionCollator(tokenizer, dataset.gen_length)
+        trainer_cls = _trainer_class(tokenizer.mask_token_id, cfg.prefix_prob)
+
+        def loss_fn(model, batch):
+            return diffusion_loss(model, add_noise(batch, tokenizer.mask_token_id, cfg.prefix_prob))
     else:
         from transformers import Trainer
 
