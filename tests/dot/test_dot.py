@@ -26,6 +26,7 @@ from thinkscale.dot.train import (
     DotTrainConfig,
     add_noise,
     build,
+    diffusion_loss,
     train_dot,
 )
 
@@ -98,6 +99,22 @@ def test_noising_never_touches_the_question():
     assert (batch["input_ids"][:, :src_len] == batch["labels"][:, :src_len]).all()
     assert batch["masked"].float().mean() > 0.2  # levels spread over (0, 1]: about half masked
     assert (batch["input_ids"][batch["masked"]] == tok.mask_token_id).all()
+
+
+def test_loss_weightings_uniform_mean_and_elbo_one_over_t():
+    examples, model, tok = _tiny(count=16)
+    ds = DotDataset(examples, tok, 512)
+    torch.manual_seed(1)
+    batch = add_noise(DiffusionCollator(tok, ds.gen_length)([ds[i] for i in range(16)]), tok.mask_token_id)
+    logits = denoise_logits(model, batch["input_ids"], batch["key_mask"])
+    m = batch["masked"]
+    ce = torch.nn.functional.cross_entropy(logits[m], batch["labels"][m], reduction="none")
+    rows = m.nonzero()[:, 0]
+    elbo = (ce / batch["t"][rows]).sum() / batch["target_tokens"].sum()
+    assert torch.allclose(diffusion_loss(model, batch, "uniform"), ce.mean(), atol=1e-5)
+    assert torch.allclose(diffusion_loss(model, batch, "elbo"), elbo, atol=1e-5)
+    with pytest.raises(ThinkscaleError, match="--weighting"):
+        DotTrainConfig(weighting="1/t").validate()
 
 
 def test_reveal_schedule_spreads_every_position():
