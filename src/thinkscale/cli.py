@@ -405,6 +405,8 @@ DOT_FLAG_HELP = {
     "weighting": "uniform: mean cross-entropy over masked tokens; elbo: weighted by 1/t (MDLM's bound)",
     "steps": "denoising steps T (1..256): forward passes per sample",
     "order": "confidence (reveal the surest tokens first) or random",
+    "block_length": "> 0: denoise left to right in blocks of this many tokens (LLaDA's semi-autoregressive "
+    "sampling; the T steps are shared by the blocks); 0 = the whole chain at once",
     "temperature": "0 = argmax proposals",
     "multipass": "DoT-MP: one thought per pass, each conditioned on the earlier ones",
     "n": "samples per question (maj@n = self-consistency)",

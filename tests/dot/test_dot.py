@@ -19,7 +19,7 @@ from thinkscale.dot.data import (
     parse_reversed_number,
 )
 from thinkscale.dot.model import bidirectional_mask, denoise_logits, encode, load_dot, source_text
-from thinkscale.dot.sample import SampleConfig, denoise, reveal_schedule, row_seed, sample_dot
+from thinkscale.dot.sample import SampleConfig, denoise, reveal_schedule, row_seed, sample_dot, step_plan
 from thinkscale.dot.train import (
     DiffusionCollator,
     DotDataset,
@@ -124,6 +124,44 @@ def test_reveal_schedule_spreads_every_position():
     assert sum(reveal_schedule(66, 8)) == 66 and max(reveal_schedule(66, 8)) - min(reveal_schedule(66, 8)) <= 1
 
 
+@pytest.mark.parametrize("length,steps,block", [(66, 8, 0), (66, 8, 11), (66, 3, 11), (66, 256, 5), (19, 7, 19)])
+def test_step_plan_covers_each_block_in_order(length, steps, block):
+    plan = step_plan(length, steps, block)
+    blocks = sorted({(lo, hi) for lo, hi, _ in plan})
+    assert [lo for lo, _, _ in plan] == sorted(lo for lo, _, _ in plan)  # left to right
+    assert blocks[0][0] == 0 and blocks[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    for lo, hi in blocks:
+        assert sum(k for a, b, k in plan if (a, b) == (lo, hi)) == hi - lo  # every position once
+    assert len(plan) == max(len(blocks), min(steps, length))  # the passes actually run (nfe)
+
+
+def test_block_sampling_reveals_nothing_beyond_the_current_block():
+    examples, model, tok = _tiny()
+    src = [encode(tok, source_text(e.question)) for e in examples[:4]]
+    gens = [torch.Generator().manual_seed(i) for i in range(len(src))]
+    seen = []
+    import thinkscale.dot.sample as sample_mod
+
+    def spy(m, ids, keys):
+        seen.append(ids.clone())
+        return denoise_logits(m, ids, keys)
+
+    sample_mod.denoise_logits, saved = spy, sample_mod.denoise_logits
+    try:
+        out = denoise(model, tok, src, 19, 8, "confidence", 0.0, gens, block_length=5)
+    finally:
+        sample_mod.denoise_logits = saved
+    assert all(tok.mask_token_id not in row for row in out)
+    width = max(map(len, src))
+    plan = step_plan(19, 8, 5)
+    assert len(seen) == len(plan)
+    for ids, (lo, hi, _) in zip(seen, plan):  # what the model sees before each pass
+        region = ids[:, width:]
+        assert (region[:, :lo] == tok.mask_token_id).sum() == 0  # earlier blocks are complete
+        assert (region[:, hi:] != tok.mask_token_id).sum() == 0  # later blocks are untouched
+
+
 @pytest.mark.parametrize("steps", [1, 5, 999])
 def test_sampling_fills_everything_and_never_changes_the_question(steps):
     examples, model, tok = _tiny()
@@ -204,9 +242,12 @@ def test_resume_after_a_crash_reaches_the_same_weights(tmp_path):
         train_dot(_train_cfg(tmp_path / "b"))
     with pytest.raises(ThinkscaleError, match="different settings"):
         train_dot(_train_cfg(tmp_path / "b", resume=True, learning_rate=1.0))
+    before_crash = json.loads((tmp_path / "b/run/checkpoints/checkpoint-3/train_seconds.json").read_text())["seconds"]
+    assert before_crash > 0
     resumed = train_dot(_train_cfg(tmp_path / "b", resume=True))
     a, _, _ = load_dot(full)
-    b, _, _ = load_dot(resumed)
+    b, _, meta = load_dot(resumed)
+    assert meta.train_seconds >= round(before_crash, 1)  # the whole run's time, not just after the resume
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(x, y, atol=1e-5), name
     with pytest.raises(ThinkscaleError, match="already finished"):

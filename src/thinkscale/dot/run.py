@@ -24,8 +24,6 @@ from thinkscale.infer.run import check_settings
 from thinkscale.tasks.extract import extract_number
 from thinkscale.tasks.grading import GRADERS
 
-SETTINGS = ("model", "order", "temperature", "seed", "method")
-
 
 @dataclass
 class DotEvalConfig:
@@ -35,6 +33,7 @@ class DotEvalConfig:
     limit: int | None = 200  # test questions
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     order: str = "confidence"
+    block_length: int = 0
     temperature: float = 0.0
     multipass: bool = False
     max_passes: int = 16
@@ -79,7 +78,7 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
     by_id = {ex.id: ex for ex in examples}
     out = Path(cfg.out) / "results.jsonl"
     method = "ar" if meta.objective == "ar" else ("dot-mp" if cfg.multipass else "dot")
-    settings = {"model": str(cfg.model), "order": cfg.order, "temperature": cfg.temperature,
+    settings = {"model": str(cfg.model), "order": cfg.order, "block_length": cfg.block_length, "temperature": cfg.temperature,
                 "seed": cfg.seed, "method": method}  # fmt: skip
     timing = {}
     with RecordWriter(out) as writer:
@@ -94,7 +93,7 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
             if steps is None:
                 outs = ar_generate(model, tokenizer, meta, todo, cfg.batch_size, progress=bar)
             else:
-                scfg = SampleConfig(steps=steps, order=cfg.order, temperature=cfg.temperature,
+                scfg = SampleConfig(steps=steps, order=cfg.order, block_length=cfg.block_length, temperature=cfg.temperature,
                                     multipass=cfg.multipass, max_passes=cfg.max_passes, n=cfg.n, seed=cfg.seed, batch_size=cfg.batch_size)  # fmt: skip
                 outs = sample_dot(model, tokenizer, meta, todo, scfg, progress=bar)
             bar.close()

@@ -31,6 +31,7 @@ from thinkscale.dot.model import denoise_logits, encode, separator_id, source_te
 class SampleConfig:
     steps: int = 64  # T: denoising steps (forward passes) per pass
     order: str = "confidence"  # confidence | random: which masked positions to reveal first
+    block_length: int = 0  # > 0: LLaDA's semi-autoregressive blocks, left to right; 0 = one block
     temperature: float = 0.0  # 0 = argmax proposals
     multipass: bool = False  # DoT-MP: one thought per pass
     max_passes: int = 16
@@ -43,8 +44,8 @@ class SampleConfig:
             raise ThinkscaleError(f"--steps must be in 1..256, got {self.steps}")
         if self.order not in ("confidence", "random"):
             raise ThinkscaleError(f"--order must be confidence or random, got '{self.order}'")
-        if self.temperature < 0 or self.n < 1 or self.batch_size < 1:
-            raise ThinkscaleError("--temperature must be >= 0, --n and --batch-size >= 1")
+        if self.temperature < 0 or self.n < 1 or self.batch_size < 1 or self.block_length < 0:
+            raise ThinkscaleError("--temperature and --block-length must be >= 0, --n and --batch-size >= 1")
 
 
 def row_seed(seed: int, key: str) -> int:
@@ -58,9 +59,20 @@ def reveal_schedule(length: int, steps: int) -> list[int]:
     return [base + (1 if s < extra else 0) for s in range(steps)]
 
 
+def step_plan(length: int, steps: int, block_length: int = 0) -> list[tuple[int, int, int]]:
+    """(block start, block end, positions to reveal) per forward pass. One block by default;
+    with `block_length` the blocks run left to right and share the T steps evenly (at least one
+    each), so a chain whose later tokens depend on earlier ones (carries) is written in order
+    while each block is still denoised in parallel. len(plan) is the true number of passes."""
+    block = block_length if 0 < block_length < length else length
+    bounds = [(lo, min(lo + block, length)) for lo in range(0, length, block)]
+    share = reveal_schedule(steps, len(bounds)) if steps >= len(bounds) else [1] * len(bounds)
+    return [(lo, hi, k) for (lo, hi), t in zip(bounds, share) for k in reveal_schedule(hi - lo, t)]
+
+
 @torch.no_grad()
 def denoise(model, tokenizer, prefixes: list[list[int]], gen_length: int, steps: int, order: str,
-            temperature: float, generators: list[torch.Generator]) -> list[list[int]]:  # fmt: skip
+            temperature: float, generators: list[torch.Generator], block_length: int = 0) -> list[list[int]]:  # fmt: skip
     """Fill `gen_length` masked positions after each prefix; returns the filled positions."""
     mask_id, pad_id = tokenizer.mask_token_id, tokenizer.pad_token_id
     n = len(prefixes)
@@ -71,7 +83,7 @@ def denoise(model, tokenizer, prefixes: list[list[int]], gen_length: int, steps:
         ids[i, : src_len - len(p)] = pad_id
         key_mask[i, : src_len - len(p)] = False
         ids[i, src_len - len(p) : src_len] = torch.tensor(p, dtype=torch.long)
-    for k in reveal_schedule(gen_length, steps):
+    for lo, hi, k in step_plan(gen_length, steps, block_length):
         logits = denoise_logits(model, ids, key_mask)[:, src_len:].float()
         logits[..., [mask_id, pad_id]] = float("-inf")  # never propose a mask or a pad
         masked = ids[:, src_len:] == mask_id
@@ -86,7 +98,9 @@ def denoise(model, tokenizer, prefixes: list[list[int]], gen_length: int, steps:
             score = probs.gather(-1, proposal[..., None])[..., 0]
         else:
             score = torch.stack([torch.rand(gen_length, generator=g) for g in generators])
-        score = score.masked_fill(~masked, -1.0)
+        outside = torch.ones(gen_length, dtype=torch.bool)
+        outside[lo:hi] = False
+        score = score.masked_fill(~masked | outside, -1.0)
         take = score.topk(k, dim=-1).indices  # k <= masked count by the schedule
         region = ids[:, src_len:]
         region.scatter_(1, take, proposal.gather(1, take))
@@ -114,12 +128,13 @@ def sample_dot(model, tokenizer, meta, questions: list[tuple[str, str]], cfg: Sa
         if cfg.multipass:
             outs, passes = _multipass(model, tokenizer, meta, src, cfg, gens, *seps)
         else:
-            outs = denoise(model, tokenizer, src, meta.gen_length, cfg.steps, cfg.order, cfg.temperature, gens)
+            outs = denoise(model, tokenizer, src, meta.gen_length, cfg.steps, cfg.order, cfg.temperature, gens,
+                           cfg.block_length)  # fmt: skip
             passes = [1] * len(chunk)
         for (qid, s, _), toks, p in zip(chunk, outs, passes):
             toks = cut_at_eos(toks, tokenizer.eos_token_id)
             results.append({"id": qid, "sample": s, "tokens": toks, "passes": p,
-                            "nfe": p * min(cfg.steps, meta.gen_length),
+                            "nfe": p * len(step_plan(meta.gen_length, cfg.steps, cfg.block_length)),
                             "text": tokenizer.decode(toks, skip_special_tokens=False)})  # fmt: skip
         if progress is not None:
             progress.update(len(chunk))
@@ -137,7 +152,7 @@ def _multipass(model, tokenizer, meta, src, cfg, gens, sep: int, answer_sep: int
         # the total length stays the model's: what is accepted comes out of the generated part
         length = meta.gen_length - min(len(accepted[i]) for i in active)
         outs = denoise(model, tokenizer, prefixes, length, cfg.steps, cfg.order, cfg.temperature,
-                       [gens[i] for i in active])  # fmt: skip
+                       [gens[i] for i in active], cfg.block_length)  # fmt: skip
         still = []
         for i, out in zip(active, outs):
             passes[i] += 1

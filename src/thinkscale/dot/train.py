@@ -41,6 +41,7 @@ from thinkscale.dot.model import (
 )
 
 RUN_FILE = "thinkscale_dot.json"
+CLOCK_FILE = "train_seconds.json"  # in each checkpoint: step time so far
 
 
 @dataclass
@@ -314,7 +315,9 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
         collate, trainer_cls, loss_fn = CausalCollator(tokenizer), Trainer, _ar_loss
     params = sum(p.numel() for p in model.parameters())
     max_steps = cfg.max_steps
-    if cfg.train_seconds:
+    if cfg.resume:
+        max_steps = json.loads((out / RUN_FILE).read_text())["max_steps"]
+    elif cfg.train_seconds:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and not torch.cuda.is_available()):
             step = measure_step_seconds(model, collate, dataset, cfg.batch_size, loss_fn)
         max_steps = max(1, int(cfg.train_seconds / step))
@@ -327,17 +330,22 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
         run = {"config": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "threads")},
                "max_steps": max_steps}  # fmt: skip
         (out / RUN_FILE).write_text(json.dumps(run, indent=2))
-    else:
-        max_steps = json.loads((out / RUN_FILE).read_text())["max_steps"]
 
     class Clock(TrainerCallback):
-        seconds = 0.0
+        """Seconds spent in training steps, carried in each checkpoint so a resumed run reports
+        the whole run's time, not just the part after the crash."""
+
+        seconds = _clock_at(resume_from)
 
         def on_step_begin(self, args, state, control, **kw):
             self._t = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             Clock.seconds += time.perf_counter() - self._t
+
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (ckpt / CLOCK_FILE).write_text(json.dumps({"seconds": Clock.seconds}))
 
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -369,6 +377,16 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
                    round(Clock.seconds, 1), max_steps)  # fmt: skip
     _save_final(trainer, tokenizer, meta, out)
     return out
+
+
+def _clock_at(checkpoint: str | None) -> float:
+    if checkpoint is None:
+        return 0.0
+    path = Path(checkpoint) / CLOCK_FILE
+    if not path.exists():
+        print(f"{checkpoint}: no {CLOCK_FILE} (older checkpoint); train_seconds counts from the resume")
+        return 0.0
+    return json.loads(path.read_text())["seconds"]
 
 
 def _save_final(trainer, tokenizer, meta: DotMeta, out: Path) -> None:
