@@ -19,7 +19,14 @@ from thinkscale.dot.data import (
     parse_reversed_number,
 )
 from thinkscale.dot.model import bidirectional_mask, denoise_logits, encode, load_dot, source_text
-from thinkscale.dot.sample import SampleConfig, denoise, reveal_schedule, row_seed, sample_dot, step_plan
+from thinkscale.dot.sample import (
+    SampleConfig,
+    denoise,
+    reveal_schedule,
+    row_seed,
+    sample_dot,
+    step_plan,
+)
 from thinkscale.dot.train import (
     DiffusionCollator,
     DotDataset,
