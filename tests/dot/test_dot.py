@@ -131,6 +131,23 @@ def test_reveal_schedule_spreads_every_position():
     assert sum(reveal_schedule(66, 8)) == 66 and max(reveal_schedule(66, 8)) - min(reveal_schedule(66, 8)) <= 1
 
 
+def _denoise_seen(*args, **kw):
+    """`denoise`, plus the token ids the model saw at each pass (through a spy)."""
+    import thinkscale.dot.sample as sample_mod
+
+    seen = []
+
+    def spy(m, ids, keys):
+        seen.append(ids.clone())
+        return denoise_logits(m, ids, keys)
+
+    sample_mod.denoise_logits, saved = spy, sample_mod.denoise_logits
+    try:
+        return denoise(*args, **kw), seen
+    finally:
+        sample_mod.denoise_logits = saved
+
+
 @pytest.mark.parametrize("length,steps,block", [(66, 8, 0), (66, 8, 11), (66, 3, 11), (66, 256, 5), (19, 7, 19)])
 def test_step_plan_covers_each_block_in_order(length, steps, block):
     plan = step_plan(length, steps, block)
@@ -147,18 +164,7 @@ def test_block_sampling_reveals_nothing_beyond_the_current_block():
     examples, model, tok = _tiny()
     src = [encode(tok, source_text(e.question)) for e in examples[:4]]
     gens = [torch.Generator().manual_seed(i) for i in range(len(src))]
-    seen = []
-    import thinkscale.dot.sample as sample_mod
-
-    def spy(m, ids, keys):
-        seen.append(ids.clone())
-        return denoise_logits(m, ids, keys)
-
-    sample_mod.denoise_logits, saved = spy, sample_mod.denoise_logits
-    try:
-        out = denoise(model, tok, src, 19, 8, "confidence", 0.0, gens, block_length=5)
-    finally:
-        sample_mod.denoise_logits = saved
+    out, seen = _denoise_seen(model, tok, src, 19, 8, "confidence", 0.0, gens, block_length=5)
     assert all(tok.mask_token_id not in row for row in out)
     width = max(map(len, src))
     plan = step_plan(19, 8, 5)
@@ -179,18 +185,7 @@ def test_sampling_fills_everything_and_never_changes_the_question(steps):
     for row in out:
         assert len(row) == length and tok.mask_token_id not in row  # a full sequence at any T
     # the question positions: run again and look at the whole tensor through a spy
-    seen = []
-    import thinkscale.dot.sample as sample_mod
-
-    def spy(m, ids, keys):
-        seen.append(ids.clone())
-        return denoise_logits(m, ids, keys)
-
-    sample_mod.denoise_logits, saved = spy, sample_mod.denoise_logits
-    try:
-        denoise(model, tok, src, length, min(steps, 256), "confidence", 0.0, gens)
-    finally:
-        sample_mod.denoise_logits = saved
+    _, seen = _denoise_seen(model, tok, src, length, min(steps, 256), "confidence", 0.0, gens)
     width = max(map(len, src))
     for ids in seen:
         for i, s in enumerate(src):

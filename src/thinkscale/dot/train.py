@@ -39,6 +39,7 @@ from thinkscale.dot.model import (
     separator_id,
     source_text,
 )
+from thinkscale.runs import check_run_dir
 
 RUN_FILE = "thinkscale_dot.json"
 CLOCK_FILE = "train_seconds.json"  # in each checkpoint: step time so far
@@ -244,26 +245,8 @@ def build(cfg: DotTrainConfig, examples: list[DotExample]):
 
 
 def _check_out_dir(out: Path, cfg: DotTrainConfig) -> str | None:
-    """A new or empty dir; with `resume`, the same run. Returns the checkpoint to resume from."""
-    from thinkscale.train.sft import latest_checkpoint
-
-    marker = out / RUN_FILE
-    if cfg.resume:
-        if not marker.exists():
-            raise ThinkscaleError(f"{out}: no DoT run to resume (no {RUN_FILE})")
-        saved = json.loads(marker.read_text())["config"]
-        mine = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "threads")}
-        diff = sorted(k for k in mine if saved.get(k) != mine[k])
-        if diff:
-            raise ThinkscaleError(f"{out}: holds a run with different settings ({', '.join(diff)}); cannot resume it")
-        if (out / "config.json").exists():
-            raise ThinkscaleError(f"{out}: this run already finished")
-        return latest_checkpoint(out)
-    if not out.exists() or not any(out.iterdir()):
-        return None
-    if marker.exists():
-        raise ThinkscaleError(f"{out}: holds a DoT run; pass --resume to continue it, or choose another --out")
-    raise ThinkscaleError(f"{out}: not empty and not a DoT run; choose another --out")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "threads")}
+    return check_run_dir(out, RUN_FILE, settings, cfg.resume, "DoT")
 
 
 def measure_step_seconds(model, collate, dataset, batch_size: int, loss_fn, steps: int = 3) -> float:

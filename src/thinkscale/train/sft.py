@@ -20,6 +20,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import get_format
 from thinkscale.models import DEFAULT_MODEL
+from thinkscale.runs import check_run_dir, latest_checkpoint
 
 RUN_FILE = "thinkscale_sft.json"
 
@@ -115,36 +116,8 @@ def _ids(encoded) -> list[int]:
 
 
 def _check_out_dir(out: Path, cfg: SFTRunConfig) -> str | None:
-    """An output dir may be new or empty; with `resume`, it must hold this same run. Returns the
-    checkpoint to resume from (None: start fresh). Nothing of another run is ever overwritten."""
-    marker = out / RUN_FILE
-    if cfg.resume:
-        if not marker.exists():
-            raise ThinkscaleError(f"{out}: no thinkscale SFT run to resume (no {RUN_FILE})")
-        saved = json.loads(marker.read_text())["config"]
-        mine = {k: v for k, v in asdict(cfg).items() if k != "resume"}
-        diff = sorted(k for k in mine if saved.get(k) != mine[k])
-        if diff:
-            raise ThinkscaleError(
-                f"{out}: holds a run with different settings ({', '.join(diff)}); cannot resume it"
-            )
-        if (out / "config.json").exists():
-            raise ThinkscaleError(f"{out}: this run already finished")
-        return latest_checkpoint(out)
-    if not out.exists() or not any(out.iterdir()):
-        return None
-    if marker.exists():
-        raise ThinkscaleError(
-            f"{out}: holds an SFT run; pass --resume to continue it, or choose another --out"
-        )
-    raise ThinkscaleError(f"{out}: not empty and not a thinkscale SFT run; choose another --out")
-
-
-def latest_checkpoint(out: Path) -> str | None:
-    ckpts = [
-        p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-    ]
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
+    settings = {k: v for k, v in asdict(cfg).items() if k != "resume"}
+    return check_run_dir(out, RUN_FILE, settings, cfg.resume, "thinkscale SFT")
 
 
 def prepare(cfg: SFTRunConfig, tokenizer) -> tuple[list[dict], dict]:
