@@ -71,7 +71,7 @@ def test_smoke_sft_writes_a_checkpoint_that_generate_loads(tmp_path, tiny_checkp
     rec = json.loads(res.read_text())
     assert rec["thinking_tokens"] <= 8
     # the same output dir holds a run now: refused, nothing overwritten
-    with pytest.raises(ThinkscaleError, match="holds an SFT run; pass --resume"):
+    with pytest.raises(ThinkscaleError, match="SFT run; pass --resume"):
         train_sft(cfg)
 
 
