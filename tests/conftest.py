@@ -71,3 +71,17 @@ def tiny_checkpoint(tmp_path_factory, tokenizer):
 def tiny_float_model(tokenizer):
     """fp32 (as training runs), fresh per test since training mutates it."""
     return make_model(len(tokenizer), dtype=torch.float32)
+
+
+@pytest.fixture
+def free_port():
+    """Gives a free TCP port per call, for launched process groups, so that launches never race
+    for the default 29500."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick

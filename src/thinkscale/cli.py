@@ -480,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
         "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | curated-1k",
         "max_steps": "stop after N optimizer steps (overrides --epochs when > 0)",
         "allow_truncation": "keep samples longer than --max-length (truncated) instead of refusing/dropping",
+        "fsdp": "shard parameters, gradients and optimizer state across the launched processes (FSDP2, one unit "
+                "per decoder layer); launch with torchrun or `accelerate launch --config_file configs/accelerate/...`",
+        "fsdp_state_dict": "SHARDED_STATE_DICT: each rank saves its shard (fast; `thinkscale train merge` joins them) "
+                           "| FULL_STATE_DICT",
     })  # fmt: skip
     sft.add_argument("--config", help="a YAML file with any of these fields; flags given here win")
     sft.set_defaults(func=cmd_train_sft)

@@ -11,11 +11,11 @@ import torch
 from thinkscale.cli import main
 
 
-def test_fsdp_shards_merge_into_one_checkpoint(tmp_path, tiny_checkpoint):
+def test_fsdp_shards_merge_into_one_checkpoint(tmp_path, tiny_checkpoint, free_port):
     worker = Path(__file__).with_name("fsdp_worker.py")
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", str(worker), str(tiny_checkpoint), str(tmp_path)],
+    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), str(worker), str(tiny_checkpoint), str(tmp_path)],
                    check=True, env=env, timeout=300)  # fmt: skip
     shards = sorted(p.name for p in (tmp_path / "pytorch_model_fsdp_0").glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"]  # one shard file per rank

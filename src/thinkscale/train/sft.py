@@ -45,7 +45,7 @@ class SFTRunConfig:
     learning_rate: float = 1e-5
     epochs: float = 5.0
     max_steps: int = -1  # > 0 overrides epochs (smoke runs)
-    batch_size: int = 16  # effective batch (micro_batch_size x accumulation)
+    batch_size: int = 16  # effective batch over all processes (micro_batch_size x processes x accumulation)
     micro_batch_size: int = 4
     warmup: float = 0.05  # a ratio of the steps
     weight_decay: float = 1e-4
@@ -58,17 +58,24 @@ class SFTRunConfig:
     seed: int = 0
     bf16: bool | None = None  # None: bf16 on a CUDA device that supports it, fp32 elsewhere
     resume: bool = False  # continue the run in `out` from its latest checkpoint
+    fsdp: bool = False  # FSDP2 (full shard per decoder layer) across the launched processes
+    fsdp_state_dict: str = "SHARDED_STATE_DICT"  # checkpoints: one shard per rank (merge them), or FULL_STATE_DICT
 
-    def validate(self) -> None:
+    def validate(self, processes: int = 1) -> None:
         get_format(self.format)
         if self.max_length < 8:
             raise ThinkscaleError(f"--max-length must be >= 8, got {self.max_length}")
-        if self.batch_size % self.micro_batch_size:
+        if self.batch_size % (self.micro_batch_size * processes):
             raise ThinkscaleError(
                 f"--batch-size {self.batch_size} is not a multiple of --micro-batch-size {self.micro_batch_size}"
+                + (f" x {processes} processes" if processes > 1 else "")
             )
         if self.learning_rate <= 0 or (self.max_steps <= 0 and self.epochs <= 0):
             raise ThinkscaleError("--learning-rate and --epochs (or --max-steps) must be positive")
+        if self.fsdp_state_dict not in ("SHARDED_STATE_DICT", "FULL_STATE_DICT"):
+            raise ThinkscaleError(
+                f"--fsdp-state-dict must be SHARDED_STATE_DICT or FULL_STATE_DICT, got {self.fsdp_state_dict}"
+            )
         if self.report_to not in ("none", "tensorboard", "wandb"):
             raise ThinkscaleError(
                 f"--report-to must be none, tensorboard or wandb, got {self.report_to}"
@@ -165,7 +172,8 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     from thinkscale.models import resolve_model_path
 
-    cfg.validate()
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
+    cfg.validate(processes)
     out = Path(cfg.out)
     main_process = (
         int(os.environ.get("RANK", "0")) == 0
@@ -200,7 +208,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=cfg.batch_size // cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.batch_size // (cfg.micro_batch_size * processes),
         max_length=cfg.max_length,
         completion_only_loss=True,
         packing=cfg.packing,
@@ -211,8 +219,9 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
+        **_fsdp_args(cfg, model),
     )
-    trainer = SFTTrainer(
+    trainer = _trainer_class(SFTTrainer)(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
     if resume_from:
@@ -222,6 +231,62 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     trainer.train(resume_from_checkpoint=resume_from)
     _save_final(trainer, tokenizer, out, main_process)
     return out
+
+
+def _fsdp_args(cfg: SFTRunConfig, model) -> dict:
+    if not cfg.fsdp:
+        return {}
+    layer_classes = sorted({type(m).__name__ for m in model.modules() if type(m).__name__.endswith("DecoderLayer")})
+    return {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {
+            "version": 2,
+            "transformer_layer_cls_to_wrap": layer_classes,
+            "state_dict_type": cfg.fsdp_state_dict,
+            "reshard_after_forward": True,
+        },
+    }
+
+
+def _trainer_class(base):
+    """The Trainer with one fix: accelerate 1.15 turns on FSDP only for accelerator device types
+    (MULTI_GPU, MULTI_XPU, ...) and silently drops the FSDP plugin for MULTI_CPU (gloo), wrapping the
+    model in DDP instead. torch's FSDP2 runs on CPU, so the state is promoted to FSDP there: the same
+    code path a GPU run takes, testable on a laptop."""
+
+    class Trainer(base):
+        def create_accelerator_and_postprocess(self) -> None:
+            import os
+
+            from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+            wants_fsdp = self.args.fsdp_plugin_args is not None or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+            super().create_accelerator_and_postprocess()
+            state = self.accelerator.state
+            if wants_fsdp and state.distributed_type == DistributedType.MULTI_CPU:
+                args = self.args.fsdp_plugin_args
+                state.fsdp_plugin = FullyShardedDataParallelPlugin(**args) if args else FullyShardedDataParallelPlugin()
+                state.distributed_type = DistributedType.FSDP
+                self.is_fsdp_enabled = True
+
+        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+            # Checkpoints stay sharded (fast, resumable); the final model is one normal HF checkpoint,
+            # gathered from the shards, so `generate` loads it with no merge step.
+            sharded = self.is_fsdp_enabled and "FULL" not in str(self.accelerator.state.fsdp_plugin.state_dict_type)
+            if _internal_call or not sharded:
+                return super().save_model(output_dir, _internal_call)
+            from torch.distributed.tensor import DTensor
+
+            # every rank takes part in each gather (accelerate's get_state_dict returned DTensors
+            # under gloo, which save_pretrained cannot flatten)
+            state_dict = {
+                k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
+                for k, v in self.accelerator.get_state_dict(self.model).items()
+            }
+            if self.args.should_save:
+                self._save(output_dir, state_dict=state_dict)
+
+    return Trainer
 
 
 def _save_final(trainer, tokenizer, out: Path, main_process: bool = True) -> None:
