@@ -243,6 +243,16 @@ def test_fsdp_two_processes_shard_merge_resume_and_match_one_process(tmp_path, t
     assert _max_weight_diff(single, start) >= 1e-4  # training really moved the weights
     assert _max_weight_diff(fsdp, single) <= 1e-6
 
+    # torchrun with --fsdp and gathered (FULL_STATE_DICT) checkpoints: each checkpoint loads as is
+    full_out = tmp_path / "full"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "thinkscale.train", "sft",
+           *flags, "--out", str(full_out), "--fsdp", "--fsdp-state-dict", "FULL_STATE_DICT"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _max_weight_diff(fsdp, AutoModelForCausalLM.from_pretrained(full_out / "checkpoints" / "checkpoint-2")) <= 1e-6
+    assert _max_weight_diff(fsdp, AutoModelForCausalLM.from_pretrained(full_out)) <= 1e-6
+
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
     batch = tok([line for line in data.read_text().splitlines()[:4]], return_tensors="pt", padding=True)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)

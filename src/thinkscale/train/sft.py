@@ -270,14 +270,16 @@ def _trainer_class(base):
                 self.is_fsdp_enabled = True
 
         def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-            # Checkpoints stay sharded (fast, resumable); the final model is one normal HF checkpoint,
-            # gathered from the shards, so `generate` loads it with no merge step.
-            sharded = self.is_fsdp_enabled and "FULL" not in str(self.accelerator.state.fsdp_plugin.state_dict_type)
-            if _internal_call or not sharded:
+            # Sharded checkpoints stay sharded (fast, resumable); the final model, and every
+            # checkpoint under FULL_STATE_DICT, is one normal HF checkpoint gathered from the shards.
+            if not self.is_fsdp_enabled:
+                return super().save_model(output_dir, _internal_call)
+            full = "FULL" in str(self.accelerator.state.fsdp_plugin.state_dict_type)
+            if _internal_call and not full:
                 return super().save_model(output_dir, _internal_call)
             from torch.distributed.tensor import DTensor
 
-            # every rank takes part in each gather (accelerate's get_state_dict returned DTensors
+            # every rank takes part in each gather (accelerate's get_state_dict hands back DTensors
             # under gloo, which save_pretrained cannot flatten)
             state_dict = {
                 k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
