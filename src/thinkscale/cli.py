@@ -480,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | curated-1k",
         "max_steps": "stop after N optimizer steps (overrides --epochs when > 0)",
         "allow_truncation": "keep samples longer than --max-length (truncated) instead of refusing/dropping",
+        "packing": "TRL bfd packing, padding-free (no padding computed); on CPU pair it with --micro-batch-size 1: "
+                   "sdpa there gives a flattened micro-batch a dense mask (benchmarks/bench_sft.py)",
         "fsdp": "shard parameters, gradients and optimizer state across the launched processes (FSDP2, one unit "
                 "per decoder layer); launch with torchrun or `accelerate launch --config_file configs/accelerate/...`",
         "fsdp_state_dict": "SHARDED_STATE_DICT: each rank saves its shard (fast; `thinkscale train merge` joins them) "
