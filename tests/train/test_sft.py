@@ -94,6 +94,10 @@ def test_bad_traces_and_lengths(tmp_path, tokenizer):
         SFTRunConfig(data=str(data), max_length=60, allow_truncation=True), tokenizer
     )
     assert len(rows) == 24 and report["over_max_length"] > 0
+    # --fsdp outside a launcher: one clear error before anything is written
+    with pytest.raises(ThinkscaleError, match="--fsdp shards across launched processes"):
+        train_sft(SFTRunConfig(data=str(data), out=str(tmp_path / "fsdp"), fsdp=True))
+    assert not (tmp_path / "fsdp").exists()
 
 
 def test_cli_refuses_a_foreign_output_dir(tmp_path, capsys):

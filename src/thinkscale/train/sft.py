@@ -61,8 +61,15 @@ class SFTRunConfig:
     fsdp: bool = False  # FSDP2 (full shard per decoder layer) across the launched processes
     fsdp_state_dict: str = "SHARDED_STATE_DICT"  # checkpoints: one shard per rank (merge them), or FULL_STATE_DICT
 
-    def validate(self, processes: int = 1) -> None:
+    def validate(self, processes: int = 1, launched: bool = False) -> None:
+        """`launched`: under torchrun / accelerate launch (a process group), which FSDP needs."""
         get_format(self.format)
+        if self.fsdp and not launched:
+            raise ThinkscaleError(
+                "--fsdp shards across launched processes: run it under `torchrun --nproc_per_node N -m "
+                "thinkscale.train sft ...` or `accelerate launch --config_file configs/accelerate/... "
+                "-m thinkscale.train sft ...`"
+            )
         if self.max_length < 8:
             raise ThinkscaleError(f"--max-length must be >= 8, got {self.max_length}")
         if self.batch_size % (self.micro_batch_size * processes):
@@ -173,7 +180,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     from thinkscale.models import resolve_model_path
 
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
-    cfg.validate(processes)
+    cfg.validate(processes, launched="WORLD_SIZE" in os.environ)
     out = Path(cfg.out)
     main_process = (
         int(os.environ.get("RANK", "0")) == 0
@@ -219,7 +226,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
-        **_fsdp_args(cfg, model),
+        **_fsdp_args(cfg),
     )
     trainer = _trainer_class(SFTTrainer)(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
@@ -233,15 +240,15 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     return out
 
 
-def _fsdp_args(cfg: SFTRunConfig, model) -> dict:
+def _fsdp_args(cfg: SFTRunConfig) -> dict:
+    # no layer classes named: accelerate wraps the model's own `_no_split_modules` (its decoder
+    # layers), as it does for a run launched with a config from configs/accelerate/
     if not cfg.fsdp:
         return {}
-    layer_classes = sorted({type(m).__name__ for m in model.modules() if type(m).__name__.endswith("DecoderLayer")})
     return {
         "fsdp": "full_shard auto_wrap",
         "fsdp_config": {
             "version": 2,
-            "transformer_layer_cls_to_wrap": layer_classes,
             "state_dict_type": cfg.fsdp_state_dict,
             "reshard_after_forward": True,
         },
@@ -256,8 +263,6 @@ def _trainer_class(base):
 
     class Trainer(base):
         def create_accelerator_and_postprocess(self) -> None:
-            import os
-
             from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
             wants_fsdp = self.args.fsdp_plugin_args is not None or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
