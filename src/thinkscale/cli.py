@@ -402,6 +402,8 @@ DOT_FLAG_HELP = {
     "tokenizer": "word (implicit-CoT digits), bpe (trained on the data), auto",
     "train_seconds": "train for about this long: steps = seconds / measured step time",
     "prefix_prob": "share of rows whose leading thoughts stay clean (what DoT-MP samples from)",
+    "prefix_unit": "thought: a clean prefix ends at a thought boundary; token: at any target token "
+    "(what --block-length sampling denoises from)",
     "weighting": "uniform: mean cross-entropy over masked tokens; elbo: weighted by 1/t (MDLM's bound)",
     "steps": "denoising steps T (1..256): forward passes per sample",
     "order": "confidence (reveal the surest tokens first) or random",

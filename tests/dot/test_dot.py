@@ -108,6 +108,25 @@ def test_noising_never_touches_the_question():
     assert (batch["input_ids"][batch["masked"]] == tok.mask_token_id).all()
 
 
+def test_token_prefixes_end_anywhere_in_the_target_and_leave_the_rest_noisable():
+    examples, _, tok = _tiny(count=64)
+    ds = DotDataset(examples, tok, 512)
+    clean = DiffusionCollator(tok, ds.gen_length)([ds[i] for i in range(64)])
+    torch.manual_seed(0)
+    batch = add_noise(clean, tok.mask_token_id, prefix_prob=1.0, prefix_unit="token")
+    src_len = max(len(r["src"]) for r in ds.rows)
+    assert not batch["masked"][:, :src_len].any()
+    noisable = batch["target_tokens"]  # per row: target positions at or after its clean prefix
+    full = clean["input_ids"].shape[1] - src_len
+    assert (noisable <= full).all() and (noisable >= full - (clean["tgt_end"] - src_len) + 1).all()
+    starts = clean["input_ids"].shape[1] - noisable
+    boundaries = set(clean["cuts"][clean["cuts"] >= 0].tolist())
+    assert any(int(s) not in boundaries and int(s) != src_len for s in starts)  # mid-thought prefixes
+    assert len(set(starts.tolist())) > 10
+    for i, s in enumerate(starts.tolist()):
+        assert not batch["masked"][i, :s].any()
+
+
 def test_loss_weightings_uniform_mean_and_elbo_one_over_t():
     examples, model, tok = _tiny(count=16)
     ds = DotDataset(examples, tok, 512)

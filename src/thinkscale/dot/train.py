@@ -69,6 +69,7 @@ class DotTrainConfig:
     warmup: float = 0.03
     weight_decay: float = 0.01
     prefix_prob: float = 0.5  # rows whose first k thoughts stay clean: 4x4 at 45 min, 0.1 -> 0.6%, 0.5 -> 98.5%
+    prefix_unit: str = "thought"  # thought: the clean prefix ends at a thought boundary; token: anywhere
     weighting: str = "uniform"  # uniform (mean CE over masked tokens) | elbo (1/t weights)
     max_length: int = 512  # question + target tokens; longer examples are dropped (counted)
     save_steps: int = 250
@@ -90,6 +91,8 @@ class DotTrainConfig:
             raise ThinkscaleError("--max-steps must be positive (or give --train-seconds)")
         if self.batch_size <= 0 or self.learning_rate <= 0 or self.train_size <= 0:
             raise ThinkscaleError("--batch-size, --learning-rate and --train-size must be positive")
+        if self.prefix_unit not in ("thought", "token"):
+            raise ThinkscaleError(f"--prefix-unit must be thought or token, got '{self.prefix_unit}'")
         if not 0 <= self.prefix_prob <= 1:
             raise ThinkscaleError(f"--prefix-prob must be in [0, 1], got {self.prefix_prob}")
 
@@ -144,23 +147,32 @@ class DiffusionCollator:
             key_mask[i, src_len - s :] = True
             if r["cuts"]:
                 cuts[i, : len(r["cuts"])] = src_len + torch.tensor(r["cuts"])
+        ends = torch.tensor([src_len + len(r["tgt"]) for r in rows])  # where each real target ends
         return {"input_ids": ids, "key_mask": key_mask, "labels": ids.clone(), "cuts": cuts,
-                "src_len": torch.full((n,), src_len)}  # fmt: skip
+                "src_len": torch.full((n,), src_len), "tgt_end": ends}  # fmt: skip
 
 
-def add_noise(batch: dict, mask_id: int, prefix_prob: float = 0.0, eps: float = 1e-3) -> dict:
+def add_noise(batch: dict, mask_id: int, prefix_prob: float = 0.0, eps: float = 1e-3,
+              prefix_unit: str = "thought") -> dict:  # fmt: skip
     """Masks target tokens with probability t, t spread evenly over (eps, 1] across the batch
     from one uniform offset (low-discrepancy). With `prefix_prob`, a row keeps its first k
-    thoughts clean (k uniform over its thoughts). The question is never masked (fix_src)."""
+    thoughts clean (k uniform over its thoughts), or with `prefix_unit="token"` its first k
+    target tokens (k uniform over the target: the state semi-autoregressive, block-wise sampling
+    denoises from, mid-thought included). The question is never masked (fix_src)."""
     ids, cuts = batch["labels"], batch["cuts"]
     n, length = ids.shape
     device = ids.device
     start = batch["src_len"].to(device).clone()
     if prefix_prob:
-        has = (cuts >= 0).sum(-1)
-        pick = (torch.rand(n, device=device) * has.clamp(min=1)).long()
-        cut = cuts.gather(1, pick[:, None]).squeeze(1)
-        use = (torch.rand(n, device=device) < prefix_prob) & (has > 0)
+        if prefix_unit == "token":
+            span = (batch["tgt_end"].to(device) - start).clamp(min=1)
+            cut = start + (torch.rand(n, device=device) * span).long()
+            use = torch.rand(n, device=device) < prefix_prob
+        else:
+            has = (cuts >= 0).sum(-1)
+            pick = (torch.rand(n, device=device) * has.clamp(min=1)).long()
+            cut = cuts.gather(1, pick[:, None]).squeeze(1)
+            use = (torch.rand(n, device=device) < prefix_prob) & (has > 0)
         start = torch.where(use, cut, start)
     noisable = torch.arange(length, device=device)[None, :] >= start[:, None]
     t = (torch.rand((), device=device) + torch.arange(n, device=device) / n) % 1.0
@@ -205,14 +217,14 @@ def diffusion_loss(model, batch: dict, weighting: str = "uniform") -> torch.Tens
     return (ce * weight).sum() / batch["target_tokens"].sum().clamp(min=1)
 
 
-def _trainer_class(mask_id: int, prefix_prob: float, weighting: str):
+def _trainer_class(mask_id: int, prefix_prob: float, weighting: str, prefix_unit: str = "thought"):
     from transformers import Trainer
 
     class DiffusionTrainer(Trainer):
         """HF's Trainer with the masked-diffusion loss; everything else is the Trainer's."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = diffusion_loss(model, add_noise(inputs, mask_id, prefix_prob), weighting)
+            loss = diffusion_loss(model, add_noise(inputs, mask_id, prefix_prob, prefix_unit=prefix_unit), weighting)
             return (loss, None) if return_outputs else loss
 
     return DiffusionTrainer
@@ -289,10 +301,11 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
         print(f"{dataset.dropped}/{len(examples)} examples are longer than --max-length {cfg.max_length}: dropped")
     if cfg.objective == "diffusion":
         collate = DiffusionCollator(tokenizer, dataset.gen_length)
-        trainer_cls = _trainer_class(tokenizer.mask_token_id, cfg.prefix_prob, cfg.weighting)
+        trainer_cls = _trainer_class(tokenizer.mask_token_id, cfg.prefix_prob, cfg.weighting, cfg.prefix_unit)
 
         def loss_fn(model, batch):
-            return diffusion_loss(model, add_noise(batch, tokenizer.mask_token_id, cfg.prefix_prob), cfg.weighting)
+            noisy = add_noise(batch, tokenizer.mask_token_id, cfg.prefix_prob, prefix_unit=cfg.prefix_unit)
+            return diffusion_loss(model, noisy, cfg.weighting)
     else:
         from transformers import Trainer
 
