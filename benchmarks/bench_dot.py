@@ -6,12 +6,13 @@ steps and of greedy AR decoding, on the same held-out problems, in the same run.
 `--parallel` (the default on a machine with 2+ cores) the two trainings run at the same time,
 one core each, so they share the machine fairly. Not a timed test.
 
-    python benchmarks/bench_dot.py [--task mul4x4] [--train-minutes 40] [--json]
+    python benchmarks/bench_dot.py [--task mul4x4] [--train-minutes 55] [--json]
 
 `--json` prints: accuracy_4x4 (best T; accuracy_best for other tasks), train_seconds (dot, ar),
 train_steps, params, and per T: accuracy and problems_per_s for DoT, beside the AR baseline's;
 dot_blocks: DoT at the largest T sampled in left-to-right blocks (`--block-length`). The same JSON
-is written to OUT/bench.json.
+is written to OUT/bench.json. Rerun the same command after an interruption: a finished training
+is reused, an interrupted one resumes from its last checkpoint (`resumed` in the JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from thinkscale.dot.model import load_dot
 from thinkscale.dot.run import DotEvalConfig, eval_dot
+from thinkscale.dot.train import RUN_FILE
 from thinkscale.eval.evaluate import evaluate
 from thinkscale.eval.report import write_report
 from thinkscale.infer.records import load_records, write_json_atomic
@@ -34,19 +36,24 @@ from thinkscale.infer.records import load_records, write_json_atomic
 
 def train(out: Path, task: str, objective: str, seconds: float, threads: int, extra: list[str]) -> subprocess.Popen | None:
     if (out / "config.json").exists():
-        print(f"{out}: trained already, reused")
+        print(f"{out}: trained already, reused", file=sys.stderr)
         return None
-    shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "thinkscale.cli", "dot", "train", "--task", task, "--objective", objective,
            "--out", str(out), "--train-seconds", str(seconds), "--threads", str(threads), *extra]  # fmt: skip
-    log = open(out.parent / f"train-{objective}.log", "w")
+    resume = (out / RUN_FILE).exists()  # an interrupted bench: go on from its last checkpoint
+    if resume:
+        print(f"{out}: interrupted training, resumed (its step clock carries over)", file=sys.stderr)
+        cmd.append("--resume")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+    log = open(out.parent / f"train-{objective}.log", "a" if resume else "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="mul4x4")
-    p.add_argument("--train-minutes", type=float, default=40.0)
+    p.add_argument("--train-minutes", type=float, default=55.0)
     p.add_argument("--limit", type=int, default=500, help="held-out problems")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     p.add_argument("--block-length", type=int, default=8,
@@ -65,8 +72,10 @@ def main() -> None:
     seconds = args.train_minutes * 60
     threads = 1 if args.parallel else (os.cpu_count() or 1)
     start = time.perf_counter()
-    procs = []
+    procs, resumed = [], []
     for objective in ("diffusion", "ar"):
+        if (out / objective / RUN_FILE).exists() and not (out / objective / "config.json").exists():
+            resumed.append("dot" if objective == "diffusion" else "ar")
         proc = train(out / objective, args.task, objective, seconds, threads, args.train_args)
         if proc and not args.parallel:
             proc.wait()
@@ -78,6 +87,8 @@ def main() -> None:
 
     result = {"task": args.task, "train_minutes": args.train_minutes, "parallel": args.parallel,
               "problems": args.limit, "training_wall_seconds": round(wall, 1)}  # fmt: skip
+    if resumed:  # the wall time above is this run's share only; train_seconds is the whole training
+        result["resumed"] = resumed
     for objective in ("diffusion", "ar"):
         model, _, meta = load_dot(out / objective)
         key = "dot" if objective == "diffusion" else "ar"
