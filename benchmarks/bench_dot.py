@@ -33,11 +33,16 @@ from thinkscale.eval.evaluate import evaluate
 from thinkscale.eval.report import write_report
 from thinkscale.infer.records import load_records, write_json_atomic
 
+KEYS = {"diffusion": "dot", "ar": "ar"}  # objective -> its name in the JSON
 
-def train(out: Path, task: str, objective: str, seconds: float, threads: int, extra: list[str]) -> subprocess.Popen | None:
+
+def train(out: Path, task: str, objective: str, seconds: float, threads: int,
+          extra: list[str]) -> tuple[subprocess.Popen | None, bool]:  # fmt: skip
+    """Start (or resume) one training; returns the process (None: trained already) and whether it
+    resumes an interrupted one."""
     if (out / "config.json").exists():
         print(f"{out}: trained already, reused", file=sys.stderr)
-        return None
+        return None, False
     cmd = [sys.executable, "-m", "thinkscale.cli", "dot", "train", "--task", task, "--objective", objective,
            "--out", str(out), "--train-seconds", str(seconds), "--threads", str(threads), *extra]  # fmt: skip
     resume = (out / RUN_FILE).exists()  # an interrupted bench: go on from its last checkpoint
@@ -47,7 +52,7 @@ def train(out: Path, task: str, objective: str, seconds: float, threads: int, ex
     else:
         shutil.rmtree(out, ignore_errors=True)
     log = open(out.parent / f"train-{objective}.log", "a" if resume else "w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), resume
 
 
 def main() -> None:
@@ -73,30 +78,31 @@ def main() -> None:
     threads = 1 if args.parallel else (os.cpu_count() or 1)
     start = time.perf_counter()
     procs, resumed = [], []
-    for objective in ("diffusion", "ar"):
-        if (out / objective / RUN_FILE).exists() and not (out / objective / "config.json").exists():
-            resumed.append("dot" if objective == "diffusion" else "ar")
-        proc = train(out / objective, args.task, objective, seconds, threads, args.train_args)
+    for objective in KEYS:
+        proc, resumes = train(out / objective, args.task, objective, seconds, threads, args.train_args)
+        if resumes:
+            resumed.append(KEYS[objective])
         if proc and not args.parallel:
             proc.wait()
         procs.append(proc)
-    for objective, proc in zip(("diffusion", "ar"), procs):
+    for objective, proc in zip(KEYS, procs):
         if proc and proc.wait() != 0:
-            raise SystemExit(f"{objective} training failed: see {out}/train-{objective}.log")
+            log = out / f"train-{objective}.log"
+            last = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise SystemExit(f"{objective} training failed: {last[0]} (log: {log})")
     wall = time.perf_counter() - start
 
     result = {"task": args.task, "train_minutes": args.train_minutes, "parallel": args.parallel,
               "problems": args.limit, "training_wall_seconds": round(wall, 1)}  # fmt: skip
     if resumed:  # the wall time above is this run's share only; train_seconds is the whole training
         result["resumed"] = resumed
-    for objective in ("diffusion", "ar"):
+    for objective, key in KEYS.items():
         model, _, meta = load_dot(out / objective)
-        key = "dot" if objective == "diffusion" else "ar"
         result.setdefault("train_seconds", {})[key] = meta.train_seconds
         result.setdefault("train_steps", {})[key] = meta.train_steps
         result.setdefault("params", {})[key] = sum(p.numel() for p in model.parameters())
     per_t = {}
-    for objective in ("diffusion", "ar"):
+    for objective in KEYS:
         run = out / f"eval-{objective}"
         shutil.rmtree(run, ignore_errors=True)
         eval_dot(DotEvalConfig(model=str(out / objective), out=str(run), limit=args.limit, steps=args.steps,
