@@ -28,7 +28,7 @@ import time
 import torch
 
 from thinkscale.formats import get_format
-from thinkscale.infer.engine import HFEngine, Request, left_pad
+from thinkscale.infer.hf_engine import HFEngine, Request, left_pad
 from thinkscale.infer.forcing import Budget, ForcingTokens
 from thinkscale.infer.multiround import run_multiround
 from thinkscale.models import load_model
@@ -221,7 +221,7 @@ def vllm_main(args) -> None:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from thinkscale.infer.engine import SamplingConfig
+    from thinkscale.infer.hf_engine import SamplingConfig
     from thinkscale.infer.vllm_engine import VLLMEngine, load_llm
     from thinkscale.models import resolve_model_path
 

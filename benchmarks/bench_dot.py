@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from thinkscale.dot.model import load_dot
-from thinkscale.dot.run import DotEvalConfig, eval_dot
+from thinkscale.dot.evaluate import DotEvalConfig, eval_dot
 from thinkscale.dot.train import RUN_FILE
 from thinkscale.eval.evaluate import evaluate
 from thinkscale.eval.report import write_report
-from thinkscale.infer.records import load_records, write_json_atomic
+from thinkscale.records import load_records, write_json_atomic
 
 KEYS = {"diffusion": "dot", "ar": "ar"}  # objective -> its name in the JSON
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from thinkscale.cli import main
-from thinkscale.infer.records import RECORD_FIELDS
+from thinkscale.records import RECORD_FIELDS
 
 
 @pytest.fixture

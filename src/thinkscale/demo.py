@@ -4,35 +4,37 @@ thinking budget on held-out arithmetic and on GSM8K, and report."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from thinkscale.configs import option
 from thinkscale.eval.evaluate import summary_table
 from thinkscale.eval.report import write_report
-from thinkscale.infer.run import GenerateConfig, generate
+from thinkscale.infer.engines import ENGINES
+from thinkscale.infer.generate import GenerateConfig, generate
 from thinkscale.models import DEFAULT_MODEL
 
 
 @dataclass
 class DemoConfig:
-    out: str = "runs/demo"
-    quick: bool = False
-    train: bool = True  # SFT on arithmetic traces first (reused if already in out/model)
-    limit: int | None = None  # GSM8K questions; default 12 (quick: 4)
-    train_steps: int = 60  # batch 8 x ~100 tokens: ~7 s a step on 2 cores
-    quick_train_steps: int = 6
-    arith_questions: int = 48
-    quick_arith_questions: int = 12
-    arith_caps: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
-    quick_arith_caps: list[int] = field(default_factory=lambda: [8, 64])
+    out: str = option("runs/demo")
+    quick: bool = option(False, help="a ~3 minute version (for tests)")
+    train: bool = option(True, help="fine-tune on arithmetic traces first (--no-train: sweep the embedded model as is)")
+    limit: int | None = option(None, help="number of GSM8K questions (default 12; quick: 4)")
+    engine: str = option("hf", choices=ENGINES, help="engine for the sweeps (vllm: make install ENGINE=vllm)")
+    train_steps: int = option(60, cli=False)  # batch 8 x ~100 tokens: ~7 s a step on 2 cores
+    quick_train_steps: int = option(6, cli=False)
+    arith_questions: int = option(48, cli=False)
+    quick_arith_questions: int = option(12, cli=False)
+    arith_caps: list[int] = option(factory=lambda: [8, 16, 32, 64, 128], cli=False)
+    quick_arith_caps: list[int] = option(factory=lambda: [8, 64], cli=False)
     # GSM8K (thinking cap, number of Waits): three caps, then extend at the largest cap
-    runs: list[tuple[int, int]] = field(
-        default_factory=lambda: [(32, 0), (128, 0), (512, 0), (512, 1), (512, 2)]
+    runs: list[tuple[int, int]] = option(
+        factory=lambda: [(32, 0), (128, 0), (512, 0), (512, 1), (512, 2)], cli=False
     )
-    quick_runs: list[tuple[int, int]] = field(default_factory=lambda: [(16, 0), (64, 0), (64, 1)])
-    n: int = 4
-    engine: str = "hf"  # hf | vllm | auto, for the sweeps (training is TRL either way)
-    quick_n: int = 2
+    quick_runs: list[tuple[int, int]] = option(factory=lambda: [(16, 0), (64, 0), (64, 1)], cli=False)
+    n: int = option(4, cli=False)
+    quick_n: int = option(2, cli=False)
 
 
 def train_step(cfg: DemoConfig, out: Path) -> str:

@@ -22,6 +22,22 @@ EMBEDDED_MODELS = {
 DEFAULT_MODEL = "smollm2-135m"
 
 
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def offline() -> None:
+    """Nothing may be fetched from a model or data hub at run time: set where models and data
+    sets load (and by the CLI first thing), never on `import thinkscale`. A value the user set
+    is kept."""
+    for k, v in OFFLINE_ENV.items():
+        os.environ.setdefault(k, v)
+
+
 def thinkscale_home() -> Path:
     return Path(os.environ.get("THINKSCALE_HOME", Path.home() / ".cache" / "thinkscale"))
 
@@ -77,6 +93,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
 
 def resolve_model_path(model: str) -> Path:
     """An embedded model name, or a local HF checkpoint directory."""
+    offline()
     if model in EMBEDDED_MODELS:
         return embedded_checkpoint(model)
     path = Path(model).expanduser()
@@ -89,20 +106,38 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
+def _load_error(path: Path, what: str, e: Exception) -> ThinkscaleError:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reason = " ".join(lines[:3]) if lines else type(e).__name__
+    return ThinkscaleError(f"cannot load {what} from {path}: {reason[:400]}")
+
+
+def load_tokenizer(model: str | Path):
+    """The tokenizer of an embedded model or a local checkpoint, from local files only."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(str(model))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # transformers raises OSError, ValueError, TypeError, KeyError ...
+        raise _load_error(path, "a tokenizer", e) from e
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_model(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", device: str = "cpu"):
     """Load (model, tokenizer) from local files only; `trust_remote_code` stays off."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(model)
+    tokenizer = load_tokenizer(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         net = AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, dtype), local_files_only=True, trust_remote_code=False
         )
-    except (OSError, ValueError) as e:
-        raise ThinkscaleError(f"cannot load model from {path}: {str(e).splitlines()[0]}") from e
+    except Exception as e:
+        raise _load_error(path, "model", e) from e
     net.to(device).eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return net, tokenizer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from thinkscale.cli import main
-from thinkscale.infer.records import load_records
+from thinkscale.records import load_records
 
 
 def server_output(requests: list[dict], answers: dict[str, str]) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from thinkscale.infer.engine import HFEngine, Request, SamplingConfig
+from thinkscale.infer.hf_engine import HFEngine, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
 from thinkscale.infer.multiround import run_multiround
 

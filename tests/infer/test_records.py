@@ -12,7 +12,7 @@ import time
 import pytest
 
 from thinkscale import ThinkscaleError
-from thinkscale.infer.records import RecordWriter, load_records, record_key
+from thinkscale.records import RecordWriter, load_records, record_key
 
 
 def rec(i, budget=8):

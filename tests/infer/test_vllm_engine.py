@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.vllm
 
-from thinkscale.infer.run import GenerateConfig, generate  # noqa: E402
+from thinkscale.infer.generate import GenerateConfig, generate  # noqa: E402
 from thinkscale.models import resolve_model_path  # noqa: E402
 
 

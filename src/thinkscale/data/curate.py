@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import sys
@@ -34,8 +33,8 @@ from thinkscale.data.executors import ExecutorConfig
 from thinkscale.data.quality import QualityConfig
 from thinkscale.data.select import SelectConfig
 from thinkscale.data.traces import TraceFields
-from thinkscale.infer.records import write_json_atomic
 from thinkscale.models import DEFAULT_MODEL
+from thinkscale.records import write_json_atomic
 
 STAGES = ("quality", "decontaminate", "dedup", "difficulty", "domain", "select")
 TRACE_KEYS = ("id", "question", "thinking", "answer", "source", "domain")
@@ -328,36 +327,31 @@ def funnel_table(report: dict) -> str:
 
 def plot_funnel(report: dict, path: Path) -> None:
     """Kept count after each stage, with the stage's drop reasons stacked on top of it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from thinkscale.plots import figure
 
     stages = report["stages"]
     names = [s["name"] for s in stages]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(stages) + 2), 4.5))
-    ax.bar(names, [s["out"] for s in stages], color="#4c72b0", label="kept")
-    palette = plt.get_cmap("tab20").colors
-    colors: dict[str, tuple] = {}
-    for x, s in enumerate(stages):
-        bottom = s["out"]
-        for reason, n in s["dropped"].items():
-            if reason == "not_in_limit_sample":
-                continue  # --limit: the funnel starts at the sample
-            new = reason not in colors
-            color = colors.setdefault(reason, palette[(len(colors) * 2 + 1) % len(palette)])
-            ax.bar(x, n, bottom=bottom, color=color, label=reason if new else None)
-            bottom += n
-        ax.text(x, bottom, f"{s['out']:,}", ha="center", va="bottom", fontsize=9)
-    ax.set_yscale("log")
-    ax.set_ylabel("samples: kept (blue) + dropped by reason")
-    first = stages[0]["out"] + sum(
-        n for r, n in stages[0]["dropped"].items() if r != "not_in_limit_sample"
-    )
-    ax.set_title(f"curation funnel: {first:,} -> {report['kept']:,}")
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    with figure(path, figsize=(max(6, 1.3 * len(stages) + 2), 4.5)) as (fig, ax):
+        ax.bar(names, [s["out"] for s in stages], color="#4c72b0", label="kept")
+        palette = plt.get_cmap("tab20").colors
+        colors: dict[str, tuple] = {}
+        for x, s in enumerate(stages):
+            bottom = s["out"]
+            for reason, n in s["dropped"].items():
+                if reason == "not_in_limit_sample":
+                    continue  # --limit: the funnel starts at the sample
+                new = reason not in colors
+                color = colors.setdefault(reason, palette[(len(colors) * 2 + 1) % len(palette)])
+                ax.bar(x, n, bottom=bottom, color=color, label=reason if new else None)
+                bottom += n
+            ax.text(x, bottom, f"{s['out']:,}", ha="center", va="bottom", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_ylabel("samples: kept (blue) + dropped by reason")
+        first = stages[0]["out"] + sum(
+            n for r, n in stages[0]["dropped"].items() if r != "not_in_limit_sample"
+        )
+        ax.set_title(f"curation funnel: {first:,} -> {report['kept']:,}")
+        ax.legend(fontsize=7, loc="upper right", ncol=2)
+        fig.tight_layout()

@@ -57,19 +57,16 @@ def count_trace_tokens(rows: list[dict], tokenizer: str = DEFAULT_MODEL) -> list
 
 
 def solved_by(rows: list[dict], model: str, cfg: DifficultyConfig, work: Path) -> dict[str, bool]:
-    """id -> whether `model` answers the question correctly (greedy). Results are appended to
-    `work/<slug>.jsonl`, so a rerun skips questions already answered."""
-    from thinkscale.infer.records import load_records, write_jsonl_atomic
-    from thinkscale.infer.run import GenerateConfig, generate
+    """id -> whether `model` answers the question correctly (greedy). Generation runs in memory
+    (`generate_records`); each graded record is appended to `work/<slug>.jsonl` as it comes, so
+    a rerun skips questions already answered."""
+    from thinkscale.infer.generate import GenerateConfig, generate_records
+    from thinkscale.records import RecordWriter, load_records
+    from thinkscale.tasks import QuestionsTask, Task
 
-    work.mkdir(parents=True, exist_ok=True)
-    questions = work / "questions.jsonl"
-    write_jsonl_atomic(questions, ({k: r[k] for k in ("id", "question", "answer")} for r in rows))
-    out = work / f"{model_slug(model)}.jsonl"
+    task = QuestionsTask([r["question"] for r in rows], [str(r["answer"]) for r in rows],
+                         [r["id"] for r in rows], instruction=Task.instruction)  # fmt: skip
     gen = GenerateConfig(
-        task=None,
-        data=str(questions),
-        id_field="id",
         format=cfg.answer_format,
         budgets=[None],
         max_answer_tokens=cfg.max_tokens,
@@ -77,8 +74,11 @@ def solved_by(rows: list[dict], model: str, cfg: DifficultyConfig, work: Path) -
         model=model,
         batch_size=cfg.batch_size,
     )
-    generate(gen, out)
-    return {rec["id"]: bool(rec["correct"]) for rec in load_records(out)}
+    path = work / f"{model_slug(model)}.jsonl"
+    with RecordWriter(path) as writer:
+        for rec in generate_records(gen, task, skip=writer.done):
+            writer.write(rec)
+    return {rec["id"]: bool(rec["correct"]) for rec in load_records(path)}
 
 
 class DifficultyFilter(BaseFilter):

@@ -11,7 +11,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.word_tokenizers import WordTokenizer
 
-from thinkscale.infer.records import write_jsonl_atomic
+from thinkscale.records import write_jsonl_atomic
 
 SHARD = "${rank}.jsonl"
 

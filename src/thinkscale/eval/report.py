@@ -3,158 +3,121 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 from thinkscale.eval.evaluate import evaluate, results_path
-from thinkscale.infer.records import load_records, write_json_atomic
+from thinkscale.plots import annotate_points, figure
+from thinkscale.records import load_records, write_json_atomic, write_text_atomic
+
+MAX_SAMPLES = 2000  # shown in the HTML viewer
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+def _cap(budget) -> str:
+    return str(budget) if budget is not None else "∞"
 
 
 def plot_scaling(metrics: dict, path: Path) -> None:
     """Accuracy vs average thinking tokens, one point per budget, one line per (task, num_ignore)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
-        runs = [r for r in metrics["runs"] if r["task"] == task]
-        caps = sorted(
-            (r for r in runs if r["num_ignore"] == 0), key=lambda r: r["avg_thinking_tokens"]
-        )
-        line = ax.plot([r["avg_thinking_tokens"] for r in caps], [100 * r["accuracy"] for r in caps], marker="o",
-                       label=f"{task}: thinking cap")  # fmt: skip
-        for r in caps:
-            ax.annotate(f"cap {r['budget'] if r['budget'] is not None else '∞'}", (r["avg_thinking_tokens"],
-                        100 * r["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=7)  # fmt: skip
-        # extend: a dashed path from each cap's point through its runs with 1, 2, ... Waits
-        by_budget = defaultdict(list)
-        for r in runs:
-            by_budget[r["budget"]].append(r)
-        for budget, group in by_budget.items():
-            group.sort(key=lambda r: r["num_ignore"])
-            if len(group) < 2 or all(r["num_ignore"] == 0 for r in group):
-                continue
-            ax.plot([r["avg_thinking_tokens"] for r in group], [100 * r["accuracy"] for r in group], marker="s",
-                    linestyle="--", color=line[0].get_color(), alpha=0.6,
-                    label=f"{task}: extend at cap {budget if budget is not None else '∞'}")  # fmt: skip
-            for r in group:
-                if r["num_ignore"]:
-                    ax.annotate(f"+{r['num_ignore']} Wait", (r["avg_thinking_tokens"], 100 * r["accuracy"]),
-                                textcoords="offset points", xytext=(4, -10), fontsize=7)  # fmt: skip
-    ax.set_xlabel("average thinking tokens")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Sequential scaling: budget forcing (labels: thinking cap)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
+    with figure(path) as (fig, ax):
+        labels = []
+        for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
+            runs = [r for r in metrics["runs"] if r["task"] == task]
+            caps = sorted(
+                (r for r in runs if r["num_ignore"] == 0), key=lambda r: r["avg_thinking_tokens"]
+            )
+            line = ax.plot([r["avg_thinking_tokens"] for r in caps], [100 * r["accuracy"] for r in caps], marker="o",
+                           label=f"{task}: thinking cap")  # fmt: skip
+            labels += [(r["avg_thinking_tokens"], 100 * r["accuracy"], f"cap {_cap(r['budget'])}") for r in caps]
+            # extend: a dashed path from each cap's point through its runs with 1, 2, ... Waits
+            by_budget = defaultdict(list)
+            for r in runs:
+                by_budget[r["budget"]].append(r)
+            for budget, group in by_budget.items():
+                group.sort(key=lambda r: r["num_ignore"])
+                if len(group) < 2 or all(r["num_ignore"] == 0 for r in group):
+                    continue
+                ax.plot([r["avg_thinking_tokens"] for r in group], [100 * r["accuracy"] for r in group], marker="s",
+                        linestyle="--", color=line[0].get_color(), alpha=0.6,
+                        label=f"{task}: extend at cap {_cap(budget)}")  # fmt: skip
+                labels += [(r["avg_thinking_tokens"], 100 * r["accuracy"], f"+{r['num_ignore']} Wait")
+                           for r in group if r["num_ignore"]]  # fmt: skip
+        ax.set_xlabel("average thinking tokens")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Sequential scaling: budget forcing (labels: thinking cap)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        annotate_points(ax, labels)
 
 
 def plot_steps(metrics: dict, path: Path) -> None:
     """DoT's test-time compute curve: accuracy vs denoising steps T (a run's `budget`), one line
     per task; a run without T (the autoregressive baseline) is a dashed level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
-        runs = sorted((r for r in metrics["runs"] if r["task"] == task and r["budget"] is not None),
-                      key=lambda r: r["budget"])  # fmt: skip
-        line = ax.plot([r["budget"] for r in runs], [100 * r["accuracy"] for r in runs], marker="o",
-                       label=f"{task}: DoT")  # fmt: skip
-        for r in runs:
-            n = str(r["n"])
-            if r["n"] > 1:
-                ax.scatter([r["budget"]], [100 * r["maj@k"][n]], marker="x", color=line[0].get_color())
-        for r in metrics["runs"]:
-            if r["task"] == task and r["budget"] is None:
-                ax.axhline(100 * r["accuracy"], linestyle="--", color=line[0].get_color(), alpha=0.6,
-                           label=f"{task}: autoregressive")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("denoising steps T (forward passes per sample)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Diffusion of Thoughts: accuracy vs sampling steps (x: maj@n)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
+    with figure(path) as (fig, ax):
+        for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
+            runs = sorted((r for r in metrics["runs"] if r["task"] == task and r["budget"] is not None),
+                          key=lambda r: r["budget"])  # fmt: skip
+            line = ax.plot([r["budget"] for r in runs], [100 * r["accuracy"] for r in runs], marker="o",
+                           label=f"{task}: DoT")  # fmt: skip
+            for r in runs:
+                n = str(r["n"])
+                if r["n"] > 1:
+                    ax.scatter([r["budget"]], [100 * r["maj@k"][n]], marker="x", color=line[0].get_color())
+            for r in metrics["runs"]:
+                if r["task"] == task and r["budget"] is None:
+                    ax.axhline(100 * r["accuracy"], linestyle="--", color=line[0].get_color(), alpha=0.6,
+                               label=f"{task}: autoregressive")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("denoising steps T (forward passes per sample)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Diffusion of Thoughts: accuracy vs sampling steps (x: maj@n)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
 
 
 def plot_parallel(metrics: dict, path: Path) -> None:
-    """pass@k and maj@k vs k, for each task's run with the largest budget and no Wait."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
-        runs = [r for r in metrics["runs"] if r["task"] == task]
-        for r in runs:
-            ks = sorted(int(k) for k in r["pass@k"])
-            if len(ks) < 2:
-                continue
-            tag = f"{task} cap {r['budget'] if r['budget'] is not None else '∞'}" + (
-                f" +{r['num_ignore']}W" if r["num_ignore"] else ""
-            )
-            line = ax.plot(
-                ks, [100 * r["pass@k"][str(k)] for k in ks], marker="o", label=f"pass@k {tag}"
-            )
-            ax.plot(ks, [100 * r["maj@k"][str(k)] for k in ks], marker="x", linestyle="--",
-                    color=line[0].get_color(), label=f"maj@k {tag}")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("k (samples per question)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Parallel scaling")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, ncol=2)
-    else:
-        ax.text(0.5, 0.5, "n = 1: no parallel samples", ha="center", transform=ax.transAxes)
-    _save(fig, path)
-    plt.close(fig)
+    """pass@k and maj@k vs k, for each run with more than one sample per question."""
+    with figure(path) as (fig, ax):
+        for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
+            for r in (r for r in metrics["runs"] if r["task"] == task):
+                ks = sorted(int(k) for k in r["pass@k"])
+                if len(ks) < 2:
+                    continue
+                tag = f"{task} cap {_cap(r['budget'])}" + (f" +{r['num_ignore']}W" if r["num_ignore"] else "")
+                line = ax.plot(
+                    ks, [100 * r["pass@k"][str(k)] for k in ks], marker="o", label=f"pass@k {tag}"
+                )
+                ax.plot(ks, [100 * r["maj@k"][str(k)] for k in ks], marker="x", linestyle="--",
+                        color=line[0].get_color(), label=f"maj@k {tag}")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k (samples per question)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Parallel scaling")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, ncol=2)
+        else:
+            ax.text(0.5, 0.5, "n = 1: no parallel samples", ha="center", transform=ax.transAxes)
 
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>thinkscale report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}th{{background:#f3f3f3}}td.l{{text-align:left}}
-img{{max-width:48%;margin:4px}}details{{border:1px solid #ddd;margin:4px 0;padding:4px}}pre{{white-space:pre-wrap;background:#fafafa;padding:6px}}
-.ok{{color:#070}}.bad{{color:#a00}}</style></head><body>
-<h1>thinkscale report</h1><p>{source}</p>
-<h2>Runs</h2>{runs}<h2>s1 scaling metrics</h2>{tasks}
-<h2>Plots</h2><img src="data:image/png;base64,{scaling}" alt="scaling"><img src="data:image/png;base64,{parallel}" alt="parallel">
-<h2>Samples</h2><p>Filter: <input id="q" placeholder="id, budget=128, correct=false ..." size="40"></p><div id="samples">{samples}</div>
-<script>document.getElementById('q').oninput=function(e){{var t=e.target.value.toLowerCase();
-document.querySelectorAll('#samples details').forEach(function(d){{d.style.display=d.dataset.k.indexOf(t)>=0?'':'none';}});}};</script>
-</body></html>"""
-
-
-def _table(rows: list[dict], cols: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
-        for r in rows
-    )
-    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
-
-
-def _fmt(v) -> str:
+def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return "-" if v is None else str(v)
+
+
+def render_html(**context) -> str:
+    """The report page from its jinja2 template; every value is escaped (autoescape)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("thinkscale.eval", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["cell"] = _cell
+    return env.get_template("report.html.j2").render(**context)
 
 
 def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
@@ -170,36 +133,29 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
     curve = "steps.png" if any(r.get("steps") for r in records) else "scaling.png"
     (plot_steps if curve == "steps.png" else plot_scaling)(metrics, out_dir / curve)
     plot_parallel(metrics, out_dir / "parallel.png")
-    runs = []
-    for r in metrics["runs"]:
-        n = str(r["n"])
-        runs.append({**r, "pass@n": r["pass@k"][n], "maj@n": r["maj@k"][n]})
-    cols = ["task", "budget", "num_ignore", "questions", "n", "accuracy", "pass@n", "maj@n", "avg_thinking_tokens",
-            "avg_answer_tokens", "min_thinking_tokens", "max_thinking_tokens", "capped", "avg_waits", "no_answer"]  # fmt: skip
-    tasks = [{"task": t, **m} for t, m in metrics["tasks"].items()]
+    runs = [{**r, "pass@n": r["pass@k"][str(r["n"])], "maj@n": r["maj@k"][str(r["n"])]}
+            for r in metrics["runs"]]  # fmt: skip
     samples = []
-    for r in records[:2000]:
-        key = html.escape(json.dumps({k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "correct")}).lower()
-                          .replace('": ', "=").replace('"', ""))  # fmt: skip
-        cls = "ok" if r.get("correct") else "bad"
-        samples.append(
-            f'<details data-k="{key}"><summary class="{cls}">{html.escape(str(r.get("id")))} · budget {r.get("budget")} · '
-            f"ignore {r.get('num_ignore')} · sample {r.get('sample')} · pred {html.escape(str(r.get('pred')))} · "
-            f"gold {html.escape(str(r.get('gold')))} · {'correct' if r.get('correct') else 'wrong'} · "
-            f"{r.get('thinking_tokens')} thinking tokens</summary>"
-            f"<b>Question</b><pre>{html.escape(str(r.get('question', '')))}</pre>"
-            f"<b>Thinking</b><pre>{html.escape(str(r.get('thinking', '')))}</pre>"
-            f"<b>Answer</b><pre>{html.escape(str(r.get('answer', '')))}</pre></details>"
-        )
-    page = _PAGE.format(
-        source=html.escape(str(src)),
-        runs=_table(runs, cols),
-        tasks=_table(tasks, ["task", "control", "scaling", "scaling_unit", "performance"]),
-        scaling=base64.b64encode((out_dir / curve).read_bytes()).decode(),
-        parallel=base64.b64encode((out_dir / "parallel.png").read_bytes()).decode(),
-        samples="\n".join(samples),
-    )
-    tmp = out_dir / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out_dir / "report.html")
+    for r in records[:MAX_SAMPLES]:
+        key = {k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "correct")}
+        filter_key = json.dumps(key).lower().replace('": ', "=").replace('"', "")
+        samples.append({**{k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "pred", "gold",
+                                                  "correct", "thinking_tokens")},
+                        "question": str(r.get("question", "")), "thinking": str(r.get("thinking", "")),
+                        "answer": str(r.get("answer", "")), "filter_key": filter_key})  # fmt: skip
+    page = render_html(
+        source=str(src),
+        runs=runs,
+        run_cols=["task", "budget", "num_ignore", "questions", "n", "accuracy", "pass@n", "maj@n",
+                  "avg_thinking_tokens", "avg_answer_tokens", "min_thinking_tokens",
+                  "max_thinking_tokens", "capped", "avg_waits", "no_answer"],
+        tasks=[{"task": t, **m} for t, m in metrics["tasks"].items()],
+        task_cols=["task", "control", "scaling", "scaling_unit", "performance"],
+        curve_name=curve,
+        curve_png=base64.b64encode((out_dir / curve).read_bytes()).decode(),
+        parallel_png=base64.b64encode((out_dir / "parallel.png").read_bytes()).decode(),
+        samples=samples,
+        samples_hidden=max(0, len(records) - MAX_SAMPLES),
+    )  # fmt: skip
+    write_text_atomic(out_dir / "report.html", page)
     return metrics

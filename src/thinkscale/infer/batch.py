@@ -12,22 +12,47 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
-from thinkscale.formats import get_format
-from thinkscale.infer.records import RecordWriter, write_jsonl_atomic
-from thinkscale.tasks import Task
-from thinkscale.tasks.base import read_jsonl
+from thinkscale.configs import option
+from thinkscale.formats import FORMATS, get_format
+from thinkscale.infer.generate import TaskSource
+from thinkscale.models import DEFAULT_MODEL
+from thinkscale.records import RecordWriter, make_record, read_jsonl, write_jsonl_atomic
 from thinkscale.tasks.grading import GradingPool
 
 
-def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", model: str = "model",
-                 max_tokens: int = 4096, temperature: float = 0.0, limit: int | None = None) -> int:  # fmt: skip
-    if n < 1:
-        raise ThinkscaleError(f"--n must be >= 1, got {n}")
-    fmt = get_format(fmt_name)
-    examples = task.load(limit)
+@dataclass
+class BatchExportConfig(TaskSource):
+    format: str = option("s1", choices=lambda: FORMATS)
+    out: str | None = option(None, help="batch requests JSONL")
+    n: int = option(1, help="samples per question")
+    model_name: str = option("model", help="the `model` field of each request (the server's name)")
+    max_tokens: int = option(4096)
+    temperature: float = option(0.0)
+
+
+@dataclass
+class BatchImportConfig(TaskSource):
+    file: str | None = option(None, help="the server's output JSONL")
+    format: str = option("s1", choices=lambda: FORMATS)
+    out: str | None = option(None, help="results JSONL (appended)")
+    tokenizer: str = option(DEFAULT_MODEL, help="model name or dir whose tokenizer counts tokens ('' = none)")
+
+
+def export_batch(cfg: BatchExportConfig) -> int:
+    cfg.check_source()
+    if cfg.n < 1:
+        raise ThinkscaleError(f"--n must be >= 1, got {cfg.n}")
+    if cfg.max_tokens < 1:
+        raise ThinkscaleError(f"--max-tokens must be >= 1, got {cfg.max_tokens}")
+    if cfg.temperature < 0:
+        raise ThinkscaleError(f"--temperature must be >= 0, got {cfg.temperature}")
+    fmt = get_format(cfg.format)
+    task = cfg.build_task()
+    examples = task.load(cfg.limit)
 
     def lines():
         for ex in examples:
@@ -36,9 +61,9 @@ def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", 
             if fmt.thinks:
                 messages.append({"role": "assistant", "content": fmt.think_start})
                 extra = {"add_generation_prompt": False, "continue_final_message": True}
-            for i in range(n):
-                body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                        **extra}  # fmt: skip
+            for i in range(cfg.n):
+                body = {"model": cfg.model_name, "messages": messages, "max_tokens": cfg.max_tokens,
+                        "temperature": cfg.temperature, **extra}  # fmt: skip
                 yield {
                     "custom_id": f"{ex.id}-rep-{i}",
                     "method": "POST",
@@ -46,11 +71,13 @@ def export_batch(task: Task, out: str | Path, n: int = 1, fmt_name: str = "s1", 
                     "body": body,
                 }
 
-    return write_jsonl_atomic(Path(out), lines())
+    return write_jsonl_atomic(Path(cfg.out), lines())
 
 
-def _parse_output(path: Path) -> tuple[list[tuple[str, int, str]], list[str]]:
-    """(id, sample, content) per good line, and a description of each failed line."""
+def _parse_output(path: Path) -> tuple[list[tuple[str, int, str, str | None, int]], list[str]]:
+    """(id, sample, content, finish_reason, line) per good line, and a description of each
+    failed line. A line's shape is checked: a server error is a failed line, anything else that
+    is not a chat completion with string content is an error naming file:line."""
     good, failed = [], []
     for lineno, obj in read_jsonl(path):
         cid = obj.get("custom_id")
@@ -62,31 +89,45 @@ def _parse_output(path: Path) -> tuple[list[tuple[str, int, str]], list[str]]:
         if obj.get("error"):
             failed.append(f"{path.name}:{lineno} {cid}: {json.dumps(obj['error'])[:200]}")
             continue
+        if "response" not in obj:
+            raise ThinkscaleError(f"{path}:{lineno}: field 'response': missing (and no 'error')")
         try:
-            content = obj["response"]["body"]["choices"][0]["message"]["content"]
+            choice = obj["response"]["body"]["choices"][0]
+            content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
             failed.append(
                 f"{path.name}:{lineno} {cid}: no response.body.choices[0].message.content"
             )
             continue
-        good.append((ex_id, int(rep), content or ""))
+        if content is not None and not isinstance(content, str):
+            raise ThinkscaleError(
+                f"{path}:{lineno}: field 'response.body.choices[0].message.content' must be a "
+                f"string, got {type(content).__name__}"
+            )
+        reason = choice.get("finish_reason")
+        good.append((ex_id, int(rep), content or "", reason if isinstance(reason, str) else None, lineno))
     return good, failed
 
 
-def import_batch(
-    path: str | Path, task: Task, out: str | Path, fmt_name: str = "s1", tokenizer=None
-) -> tuple[int, list[str]]:
+def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     """Append graded records for the good lines; return (records written, failed lines)."""
-    fmt = get_format(fmt_name)
-    good, failed = _parse_output(Path(path))
+    cfg.check_source()
+    fmt = get_format(cfg.format)
+    path, out, task = Path(cfg.file), Path(cfg.out), cfg.build_task()
+    tokenizer = None
+    if cfg.tokenizer:
+        from thinkscale.models import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    good, failed = _parse_output(path)
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     if not good:
         raise ThinkscaleError(f"{path}: no usable line ({len(failed)} failed)")
     examples = {ex.id: ex for ex in task.load()}
-    unknown = sorted({i for i, _, _ in good if i not in examples})
-    if unknown:
-        raise ThinkscaleError(f"{path}: ids not in task '{task.name}': {', '.join(unknown[:5])}")
+    for ex_id, _, _, _, lineno in good:
+        if ex_id not in examples:
+            raise ThinkscaleError(f"{path}:{lineno}: field 'custom_id': ids not in task '{task.name}': {ex_id}")
 
     def count(text: str) -> int | None:
         return (
@@ -94,17 +135,17 @@ def import_batch(
         )
 
     records = []
-    for ex_id, sample, content in good:
+    for ex_id, sample, content, finish_reason, _ in good:
         ex = examples[ex_id]
         thinking, answer = fmt.split(content)
-        pred = task.extract(answer or content)
-        records.append({
-            "task": task.name, "id": ex_id, "sample": sample, "budget": None, "num_ignore": 0,
-            "question": ex.question, "gold": ex.gold, "thinking": thinking, "answer": answer, "pred": pred,
-            "correct": None, "thinking_tokens": count(thinking), "answer_tokens": count(answer), "capped": False,
-            "waits": 0, "finish_reason": "imported", "grader": task.grader, "format": fmt.name,
-            "source_file": str(path),
-        })  # fmt: skip
+        # a completion that never left thinking has no answer (s1 counts it so): nothing to grade
+        pred = task.extract(answer) if answer else None
+        records.append(make_record(
+            task=task.name, id=ex_id, sample=sample, budget=None, num_ignore=0, question=ex.question,
+            gold=ex.gold, thinking=thinking, answer=answer, pred=pred, correct=None,
+            thinking_tokens=count(thinking), answer_tokens=count(answer), capped=False, waits=0,
+            finish_reason=finish_reason, grader=task.grader, format=fmt.name, source_file=str(path),
+        ))  # fmt: skip
     with GradingPool(workers=1) as pool:
         verdicts = pool.grade([(task.grader, r["pred"], r["gold"]) for r in records])
     with RecordWriter(out) as writer:

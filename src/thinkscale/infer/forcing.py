@@ -72,6 +72,23 @@ class Budget:
     max_answer_tokens: int = 256
     max_total_tokens: int = 4096  # safety net when there is no cap
 
+    @property
+    def thinking_cap(self) -> int:
+        """The cap every engine enforces: without a cap, the total-token safety net acts as one,
+        so that every sample still gets an answer. The one place this rule is written."""
+        if self.max_thinking_tokens is not None:
+            return self.max_thinking_tokens
+        return self.max_total_tokens
+
+    def max_new_tokens(self, tokens: ForcingTokens) -> int:
+        """The most tokens a sample under this budget can generate: the thinking cap, a newline
+        and the forced answer delimiter, the answer, an end token (and one spare)."""
+        if not tokens.thinks:
+            return self.max_answer_tokens
+        return (
+            self.thinking_cap + len(tokens.newline) + len(tokens.answer) + self.max_answer_tokens + 2
+        )
+
 
 @dataclass
 class RowState:
@@ -156,23 +173,59 @@ class RowState:
 
     def _answer(self, token: int) -> int | None:
         if token in self.tokens.stop:
-            return self._finish("stop")
+            return self.finish("stop")
         self.answer_tokens += 1
         self._append(token, forced=False)
         if self.answer_tokens >= self.budget.max_answer_tokens:
-            self._finish("length")
+            self.finish("length")
         return token
+
+    # -- whole spans, for engines that generate a round at a time (s1's multi-round) --------
+    def append_thinking(self, ids: list[int]) -> None:
+        """Sampled thinking tokens, already cut at the cap and before any end of thinking."""
+        assert self.phase == THINK
+        self.generated += ids
+        self.forced += [False] * len(ids)
+        self.thinking_tokens += len(ids)
+
+    def append_wait(self, room: int) -> None:
+        """An ignored end of thinking: force `Wait` (at most `room` tokens of it, the cap's rest)."""
+        wait = list(self.tokens.wait[: max(room, 0)])
+        self.waits += 1
+        self.generated += wait
+        self.forced += [True] * len(wait)
+        self.thinking_tokens += len(wait)
+
+    def end_thinking(self, ended_by: int | None) -> None:
+        """Thinking is over: `ended_by` is the token the model ended it with (None: the cap).
+        The model's own delimiter is kept as sampled; otherwise [newline] + delimiter are forced.
+        The forced tokens are appended at once."""
+        if ended_by is not None and ended_by in self.tokens.end_think:
+            self.think_end_index = len(self.generated)
+            self.phase = ANSWER
+            self._append(ended_by, forced=False)
+            self.queue.extend(self.tokens.answer[len(self.tokens.end_think) :])
+        else:
+            self._force_answer(capped=ended_by is None)
+        while self.queue:
+            self._append(self.queue.popleft(), forced=True)
+
+    def append_answer(self, ids: list[int], stopped: bool) -> None:
+        """The answer's sampled tokens (cut before the end token); `stopped`: an end token came."""
+        self.generated += ids
+        self.forced += [False] * len(ids)
+        self.answer_tokens = len(ids)
+        self.finish("stop" if stopped else "length")
+
+    def take_rollback(self) -> int:
+        """How many already-fed tokens the engine must drop from its cache now (then zero)."""
+        n, self.rollback = self.rollback, 0
+        return n
 
     # -- helpers --------------------------------------------------------------------------
     def _enforce_cap(self) -> None:
-        """The cap wins over everything, queued Waits included. Without a cap, the total-token
-        safety net acts as one so that every sample still gets an answer."""
-        if self.phase != THINK:
-            return
-        cap = self.budget.max_thinking_tokens
-        if cap is None:
-            cap = self.budget.max_total_tokens
-        if self.thinking_tokens >= cap:
+        """The cap wins over everything, queued Waits included."""
+        if self.phase == THINK and self.thinking_tokens >= self.budget.thinking_cap:
             self._force_answer(capped=True)
 
     def _force_answer(self, capped: bool) -> None:
@@ -201,7 +254,9 @@ class RowState:
             self.thinking_tokens -= n
             self.rollback += n
 
-    def _finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
+        """End the row: `stop` (an end token), `length` (the answer limit), `context` (the
+        model's context is full)."""
         self.phase = DONE
         self.queue.clear()
         self.finish_reason = reason

@@ -11,10 +11,10 @@ followed them: a token the state machine would not have fed is an error, not a s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 
 from thinkscale import ThinkscaleError
-from thinkscale.infer.engine import Finished, Request, SamplingConfig
+from thinkscale.infer.engines import Finished, OnToken, Request, SamplingConfig, replay_events
 from thinkscale.infer.forcing import THINK, ForcingTokens, RowState
 
 
@@ -57,9 +57,7 @@ def _forcing_args(tokens: ForcingTokens, budget) -> dict:
         "newline": list(tokens.newline),
         "stop": sorted(tokens.stop),
         "ends_with_newline": sorted(tokens.ends_with_newline),
-        "cap": budget.max_thinking_tokens
-        if budget.max_thinking_tokens is not None
-        else budget.max_total_tokens,
+        "cap": budget.thinking_cap,
         "num_ignore": budget.num_ignore,
         "min_thinking": budget.min_thinking_tokens,
         "max_answer": budget.max_answer_tokens,
@@ -118,54 +116,34 @@ class VLLMEngine:
 
     def run(
         self,
-        requests: list[Request],
+        requests: Iterable[Request],
         sampling: SamplingConfig = SamplingConfig(),
-        on_finish: Callable[[Finished], None] | None = None,
-    ) -> list[Finished]:
-        done: list[Finished] = []
+        on_token: OnToken | None = None,
+    ) -> Iterator[Finished]:
         chunk: list[Request] = []
         samples = 0
         for r in requests:  # chunks: a crash loses at most one chunk of unwritten samples
             chunk.append(r)
             samples += len(r.samples)
             if samples >= self.chunk_samples:
-                done += self._run(chunk, sampling, on_finish)
+                yield from self._run(chunk, sampling, on_token)
                 chunk, samples = [], 0
         if chunk:
-            done += self._run(chunk, sampling, on_finish)
-        return done
+            yield from self._run(chunk, sampling, on_token)
 
-    def _run(self, requests, sampling, on_finish) -> list[Finished]:
+    def _run(self, requests, sampling, on_token) -> Iterator[Finished]:
         from vllm.inputs import TokensPrompt
 
         prompts, params, keys = [], [], []
         for r in requests:
-            for i, sample in enumerate(r.samples):
-                seed = r.seeds[i] if r.seeds else sampling.seed
-                b = r.budget
-                if self.tokens.thinks:
-                    cap = (
-                        b.max_thinking_tokens
-                        if b.max_thinking_tokens is not None
-                        else b.max_total_tokens
-                    )
-                    room = (
-                        cap
-                        + len(self.tokens.answer)
-                        + len(self.tokens.newline)
-                        + b.max_answer_tokens
-                        + 2
-                    )
-                    extra = {"budget_forcing": _forcing_args(self.tokens, b)}
-                else:
-                    room, extra = b.max_answer_tokens, None
+            for sample in r.samples:
+                seed = r.seed_of(sample, sampling) if r.seeds else sampling.seed
+                extra = {"budget_forcing": _forcing_args(self.tokens, r.budget)} if self.tokens.thinks else None
                 prompts.append(TokensPrompt(prompt_token_ids=r.prompt_ids))
-                params.append(
-                    _params(sampling, seed, max_tokens=room, logprobs=0, extra_args=extra)
-                )
+                params.append(_params(sampling, seed, max_tokens=r.budget.max_new_tokens(self.tokens),
+                                      logprobs=0, extra_args=extra))  # fmt: skip
                 keys.append((r, sample))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        done = []
         for (request, sample), out in zip(keys, outputs):
             completion = out.outputs[0]
             ids = list(completion.token_ids)
@@ -174,13 +152,12 @@ class VLLMEngine:
                 for t, lp in zip(ids, completion.logprobs or [None] * len(ids))
             ]
             fin = Finished(request, sample, replay(ids, forced, self.tokens, request.budget))
-            done.append(fin)
-            if on_finish:
-                on_finish(fin)
-        return done
+            if on_token is not None:
+                replay_events(fin, on_token)
+            yield fin
 
     def generate_fn(self, sampling: SamplingConfig):
-        """`run_multiround`'s generate call on vLLM: s1's loop, token ids in and out."""
+        """`MultiRoundEngine`'s generate call on vLLM: s1's loop, token ids in and out."""
         from vllm.inputs import TokensPrompt
 
         def generate(

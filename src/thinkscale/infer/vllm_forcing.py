@@ -23,6 +23,8 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
+from thinkscale.infer.sampling import filtered_logits
+
 KEY = "budget_forcing"
 THINK, ANSWER = "think", "answer"
 
@@ -100,16 +102,9 @@ class _Row:
     def _attempts(self, logits: torch.Tensor, ends: list[int], argmax: int | None) -> bool:
         if self.greedy:
             return (argmax if argmax is not None else int(torch.argmax(logits))) in ends
-        probs = torch.softmax(logits / self.temperature, dim=-1)
-        keep = torch.ones_like(probs, dtype=torch.bool)
-        if self.top_k and 0 < self.top_k < probs.numel():
-            keep &= probs >= torch.topk(probs, self.top_k).values[-1]
-        if self.top_p < 1.0:
-            sorted_p, order = torch.sort(probs * keep, descending=True)
-            inside = (torch.cumsum(sorted_p, 0) - sorted_p) < self.top_p
-            keep &= torch.zeros_like(keep).scatter(0, order, inside)
-        probs = probs * keep
-        p_end = float(probs[ends].sum() / probs.sum())
+        values, index = filtered_logits(logits, self.temperature, self.top_k, self.top_p)
+        probs = values.softmax(-1)
+        p_end = float(probs[torch.isin(index, torch.tensor(ends, device=index.device))].sum())
         return self.rng.random() < p_end
 
 

@@ -6,7 +6,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.tasks.arith import Arith
 from thinkscale.tasks.base import Example, Task
 from thinkscale.tasks.builtin import GSM8K, MATH, MATH500
-from thinkscale.tasks.custom import FileTask
+from thinkscale.tasks.custom import FileTask, QuestionsTask
 
 TASKS: dict[str, type[Task]] = {"gsm8k": GSM8K, "math500": MATH500, "math": MATH, "arith": Arith}
 
@@ -18,4 +18,4 @@ def get_task(name: str) -> Task:
         raise ThinkscaleError(f"unknown task '{name}' (choose from {', '.join(TASKS)})") from None
 
 
-__all__ = ["Example", "Task", "FileTask", "TASKS", "get_task"]
+__all__ = ["Example", "Task", "FileTask", "QuestionsTask", "TASKS", "get_task"]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.tasks.extract import extract_math
-from thinkscale.tasks.grading import GRADERS
+from thinkscale.tasks.grading import Gold, grade
 
 
 @dataclass
 class Example:
     id: str
     question: str
-    gold: str
+    gold: Gold | None  # None: no gold answer (records are not graded)
     meta: dict = field(default_factory=dict)
 
 
@@ -34,31 +33,15 @@ class Task:
     def extract(self, answer: str) -> str | None:
         return extract_math(answer)
 
-    def grade(self, pred: str | None, gold: str) -> bool:
-        return GRADERS[self.grader](pred, gold)
+    def grade(self, pred: str | None, gold: Gold) -> bool:
+        return grade(self.grader, pred, gold)
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) for each non-empty line; a bad line is an error naming file:line."""
-    if not path.exists():
-        raise ThinkscaleError(f"{path}: file not found")
-    rows = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ThinkscaleError(f"{path}:{lineno}: not valid UTF-8 ({e.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ThinkscaleError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ThinkscaleError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append((lineno, obj))
-    return rows
+    from thinkscale.records import read_jsonl as read
+
+    return list(read(path))
 
 
 def read_table(path: Path) -> list[tuple[int, dict]]:

@@ -48,9 +48,16 @@ def math_equal(pred: str | None, gold: str) -> bool:
 
 GRADERS: dict[str, GradeFn] = {"numeric": numeric_equal, "math": math_equal}
 
+Gold = str | list[str]  # a list: accepted answers (aliases); any one of them is right
 
-def _grade_one(kind: str, pred: str | None, gold: str) -> bool:
-    return GRADERS[kind](pred, gold)
+
+def grade(kind: str, pred: str | None, gold: Gold) -> bool:
+    golds = gold if isinstance(gold, list) else [gold]
+    return any(GRADERS[kind](pred, str(g)) for g in golds)
+
+
+def _grade_one(kind: str, pred: str | None, gold: Gold) -> bool:
+    return grade(kind, pred, gold)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -85,14 +92,14 @@ class GradingPool:
             )
         return self._pool
 
-    def grade(self, items: Sequence[tuple[str, str | None, str]]) -> list[bool]:
+    def grade(self, items: Sequence[tuple[str, str | None, Gold]]) -> list[bool]:
         results: list[bool] = [False] * len(items)
         pending: list[int] = []
         for i, (kind, pred, gold) in enumerate(items):
             if pred is None:
                 results[i] = False
             elif kind == "numeric":  # cheap: no worker needed
-                results[i] = numeric_equal(pred, gold)
+                results[i] = grade(kind, pred, gold)
             else:
                 pending.append(i)
         while pending:

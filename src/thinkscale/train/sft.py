@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import get_format
 from thinkscale.models import DEFAULT_MODEL
-from thinkscale.runs import check_run_dir, latest_checkpoint
+from thinkscale.run_dirs import check_run_dir, latest_checkpoint, save_final
 
 RUN_FILE = "thinkscale_sft.json"
 
@@ -236,7 +235,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     elif cfg.resume:
         print("no checkpoint yet: starting from the beginning")
     trainer.train(resume_from_checkpoint=resume_from)
-    _save_final(trainer, tokenizer, out, main_process)
+    save_final(trainer, tokenizer, out, main_process)
     return out
 
 
@@ -294,18 +293,3 @@ def _trainer_class(base):
                 self._save(output_dir, state_dict=state_dict)
 
     return Trainer
-
-
-def _save_final(trainer, tokenizer, out: Path, main_process: bool = True) -> None:
-    """Save to a temp dir, then move files in; config.json last, so its presence means complete."""
-    tmp = out / ".final.tmp"
-    if main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))  # every process calls it; the main process writes
-    if not main_process:
-        return
-    tokenizer.save_pretrained(str(tmp))
-    names = sorted(p.name for p in tmp.iterdir())
-    for name in [n for n in names if n != "config.json"] + ["config.json"]:
-        os.replace(tmp / name, out / name)
-    tmp.rmdir()

@@ -10,8 +10,33 @@ from thinkscale import ThinkscaleError
 
 
 def latest_checkpoint(out: Path) -> str | None:
-    ckpts = [p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
+    """The Trainer's newest `checkpoint-N` under out/checkpoints (transformers' own rule)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def save_final(trainer, tokenizer, out: Path, main_process: bool = True, extra=None) -> None:
+    """The finished model into `out`: saved to a temp dir, then moved in file by file with
+    config.json last, so its presence means the model is complete. `extra(tmp)` adds files
+    (DoT's dot.json)."""
+    import os
+    import shutil
+
+    tmp = out / ".final.tmp"
+    if main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # every process calls it; the main process writes
+    if not main_process:
+        return
+    tokenizer.save_pretrained(str(tmp))
+    if extra is not None:
+        extra(tmp)
+    names = sorted(p.name for p in tmp.iterdir())
+    for name in [n for n in names if n != "config.json"] + ["config.json"]:
+        os.replace(tmp / name, out / name)
+    tmp.rmdir()
 
 
 def check_run_dir(out: Path, marker_name: str, settings: dict, resume: bool, kind: str) -> str | None:

@@ -13,41 +13,17 @@ The engine is pure token ids; tokenization stays outside.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 
-from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
+from thinkscale.infer.engines import Finished, OnToken, Request, SamplingConfig, TokenEvent
+from thinkscale.infer.forcing import THINK, ForcingTokens, RowState
 from thinkscale.infer.kvcache import growing_cache
+from thinkscale.infer.sampling import filtered_logits
 
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = off
-    seed: int = 0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
-
-
-@dataclass
-class Request:
-    key: object  # handed back with each finished sample
-    prompt_ids: list[int]
-    budget: Budget
-    samples: list[int] = field(default_factory=lambda: [0])  # sample indices to generate
-    seeds: list[int] | None = None  # one per sample; reproducible regardless of batch layout
-
-
-@dataclass
-class Finished:
-    request: Request
-    sample: int
-    state: RowState
+__all__ = ["HFEngine", "Request", "SamplingConfig", "Finished", "left_pad"]
 
 
 @dataclass
@@ -88,12 +64,11 @@ class HFEngine:
         self,
         requests: Iterable[Request],
         sampling: SamplingConfig = SamplingConfig(),
-        on_finish: Callable[[Finished], None] | None = None,
-    ) -> list[Finished]:
+        on_token: OnToken | None = None,
+    ) -> Iterator[Finished]:
         waiting = deque((r, list(r.samples)) for r in requests)
         rows: list[_Row] = []
         cache, mask, logits = None, None, None
-        done: list[Finished] = []
 
         while waiting or rows:
             if waiting and len(rows) < self.batch_size:
@@ -104,24 +79,26 @@ class HFEngine:
                 cache, mask, logits = _merge(cache, mask, logits, new_cache, new_mask, new_logits)
 
             next_ids = self._choose(rows, logits, sampling)
-            keep = []
+            keep, finished = [], []
             for i, (row, token) in enumerate(zip(rows, next_ids)):
-                fed = row.state.step(token)
-                if row.state.rollback:  # a multi-token delimiter left the context
-                    mask[i, mask.shape[1] - row.state.rollback :] = 0
-                    row.position -= row.state.rollback
-                    row.state.rollback = 0
-                if not row.state.done and row.position + 1 >= self.max_positions:
-                    row.state._finish("context")
-                if row.state.done:
-                    finished = Finished(row.request, row.sample, row.state)
-                    self.stats.useful_tokens += len(row.state.generated)
-                    done.append(finished)
-                    if on_finish:
-                        on_finish(finished)
+                st = row.state
+                fed = st.step(token)
+                rollback = st.take_rollback()
+                if rollback:  # a multi-token delimiter left the context
+                    mask[i, mask.shape[1] - rollback :] = 0
+                    row.position -= rollback
+                if on_token is not None and fed is not None:
+                    phase = THINK if st.phase == THINK else "answer"
+                    on_token(TokenEvent(row.request, row.sample, fed, st.forced[-1], phase, rollback))
+                if not st.done and row.position + 1 >= self.max_positions:
+                    st.finish("context")
+                if st.done:
+                    self.stats.useful_tokens += len(st.generated)
+                    finished.append(Finished(row.request, row.sample, st))
                 else:
                     next_ids[i] = fed
                     keep.append(i)
+            yield from finished
             if len(keep) < len(rows):
                 idx = torch.tensor(keep, dtype=torch.long, device=self.device)
                 rows = [rows[i] for i in keep]
@@ -150,7 +127,6 @@ class HFEngine:
                 r.position += 1
             self.stats.steps += 1
             self.stats.row_steps += len(rows)
-        return done
 
     # -- admission: prefill new prompts once, fan out to their samples ---------------------
     def _admit(self, waiting: deque, free: int, sampling: SamplingConfig):
@@ -184,11 +160,7 @@ class HFEngine:
             for s in take:
                 gen = None
                 if not sampling.greedy:
-                    seed = (
-                        request.seeds[request.samples.index(s)]
-                        if request.seeds
-                        else sampling.seed + s
-                    )
+                    seed = request.seed_of(s, sampling)
                     gen = torch.Generator(device="cpu").manual_seed(int(seed))
                 state = RowState(self.tokens, request.budget)
                 rows.append(_Row(request, s, state, len(request.prompt_ids), gen))
@@ -228,17 +200,8 @@ def left_pad(seqs: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, to
 
 
 def _sample(logits: torch.Tensor, sampling: SamplingConfig, generators: list) -> list[int]:
-    """Temperature, top-k, top-p, then one draw per row from that row's own generator.
-
-    With top-k set, top-p and the draw work on the k best logits only (no full-vocabulary sort).
-    """
-    logits = logits / sampling.temperature
-    k = sampling.top_k if 0 < sampling.top_k < logits.shape[-1] else logits.shape[-1]
-    values, index = torch.topk(logits, k, dim=-1)  # sorted, descending
-    if sampling.top_p < 1.0:
-        probs = values.softmax(-1)
-        drop = probs.cumsum(-1) - probs > sampling.top_p  # keep the token that crosses top_p
-        values = values.masked_fill(drop, float("-inf"))
+    """One draw per row from the filtered distribution, with that row's own generator."""
+    values, index = filtered_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p)
     probs = values.softmax(-1)
     return [
         int(index[j, torch.multinomial(probs[j], 1, generator=g)]) for j, g in enumerate(generators)

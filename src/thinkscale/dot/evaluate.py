@@ -19,8 +19,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.dot.data import ANSWER_SEP, DotExample, load_task, parse_reversed_number
 from thinkscale.dot.model import load_dot
 from thinkscale.dot.sample import SampleConfig, ar_generate, sample_dot
-from thinkscale.infer.records import RecordWriter, write_json_atomic
-from thinkscale.infer.run import check_settings
+from thinkscale.records import Record, RecordWriter, check_settings, make_record, write_json_atomic
 from thinkscale.tasks.extract import extract_number
 from thinkscale.tasks.grading import GRADERS
 
@@ -54,18 +53,17 @@ def extract_answer(task: str, answer: str) -> str | None:
     return parse_reversed_number(answer) if task.startswith("mul") else extract_number(answer)
 
 
-def to_record(task: str, ex: DotExample, out: dict, steps: int | None, settings: dict, tokenizer) -> dict:
+def to_record(task: str, ex: DotExample, out: dict, steps: int | None, settings: dict, tokenizer) -> Record:
     chain, answer = split_output(out["text"])
     pred = extract_answer(task, answer)
-    return {
-        "task": task, "id": ex.id, "sample": out["sample"], "budget": steps, "num_ignore": 0,
-        "question": ex.question, "gold": ex.gold, "thinking": chain, "answer": answer,
-        "pred": pred, "correct": GRADERS["numeric"](pred, ex.gold), "grader": "numeric",
-        "thinking_tokens": len(tokenizer(chain, add_special_tokens=False)["input_ids"]) if chain else 0,
-        "answer_tokens": len(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else 0,
-        "capped": False, "waits": 0, "finish_reason": "steps" if steps else "eos",
-        "steps": steps, "nfe": out["nfe"], "passes": out["passes"], **settings,
-    }  # fmt: skip
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0  # noqa: E731
+    return make_record(
+        task=task, id=ex.id, sample=out["sample"], budget=steps, num_ignore=0, question=ex.question,
+        gold=ex.gold, thinking=chain, answer=answer, pred=pred, correct=GRADERS["numeric"](pred, ex.gold),
+        grader="numeric", thinking_tokens=count(chain), answer_tokens=count(answer), capped=False,
+        waits=0, finish_reason="steps" if steps else "eos", steps=steps, nfe=out["nfe"],
+        passes=out["passes"], **settings,
+    )  # fmt: skip
 
 
 def eval_dot(cfg: DotEvalConfig) -> Path:

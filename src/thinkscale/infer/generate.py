@@ -1,0 +1,318 @@
+"""generate / sweep: questions x budgets x num_ignore -> graded records.
+
+`generate_records` plans, builds the requests, runs an engine and grades: it yields records and
+touches no file (refine's filter, GRPO rewards, difficulty and the Python API use it in memory).
+`generate` is the file-writing wrapper: append-only JSONL, resumed exactly once.
+
+Every (question, budget, num_ignore) of a sweep goes into ONE engine run, so short and long
+requests share the batch and finished rows are replaced at once (continuous batching).
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from thinkscale import ThinkscaleError
+from thinkscale.configs import option
+from thinkscale.formats import FORMATS, get_format
+from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
+from thinkscale.infer.forcing import Budget
+from thinkscale.models import DEFAULT_MODEL
+from thinkscale.records import SETTINGS, Record, RecordWriter, check_settings, make_record
+from thinkscale.tasks import TASKS, Example, FileTask, Task, get_task
+from thinkscale.tasks.grading import GRADERS, GradingPool
+
+
+def parse_budget(text: str) -> int | None:
+    """A thinking cap: a number of tokens, or `none` (no cap)."""
+    if text.lower() in ("none", "inf", "unlimited"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"budget must be an integer or 'none', got '{text}'"
+        ) from None
+
+
+@dataclass
+class TaskSource:
+    """Which questions: a built-in task, or a user file with its field names."""
+
+    task: str | None = option(None, help="built-in benchmark (offline)", choices=lambda: TASKS)
+    data: str | None = option(None, help="a JSONL or parquet file of questions and gold answers")
+    question_field: str = option("question")
+    answer_field: str = option("answer")
+    id_field: str | None = option(None, help="default: the line number")
+    grader: str = option("math", help="for --data: math (math-verify) or numeric",
+                         choices=lambda: GRADERS)  # fmt: skip
+    limit: int | None = option(None, help="first N questions only")
+
+    def check_source(self) -> None:
+        if (self.task is None) == (self.data is None):
+            raise ThinkscaleError("give exactly one of --task or --data")
+        if self.limit is not None and self.limit < 1:
+            raise ThinkscaleError(f"--limit must be >= 1, got {self.limit}")
+        if self.data is not None and Path(self.data).is_dir():
+            raise ThinkscaleError(f"{self.data}: is a directory; --data takes a JSONL or parquet file")
+
+    def build_task(self) -> Task:
+        if self.data:
+            return FileTask(
+                self.data, self.question_field, self.answer_field, self.id_field, grader=self.grader
+            )
+        return get_task(self.task)
+
+
+SOURCE_FIELDS = tuple(f.name for f in fields(TaskSource))
+
+
+@dataclass
+class GenerateConfig(TaskSource):
+    """What to generate. CLI flags mirror these fields."""
+
+    n: int = option(1, help="samples per question")
+    budgets: list[int | None] = option(help="thinking caps in tokens ('none' = no cap)",
+                                       type=parse_budget, factory=lambda: [None])  # fmt: skip
+    num_ignores: list[int] = option(help="Waits forced per sample (ignored ends of thinking)",
+                                    factory=lambda: [0])  # fmt: skip
+    runs: list[tuple[int | None, int]] | None = option(None, cli=False)  # explicit (budget, num_ignore) pairs
+    min_thinking: int = option(0, help="end of thinking is suppressed until M tokens")
+    max_answer_tokens: int = option(256)
+    max_total_tokens: int = option(4096, help="safety net when there is no cap")
+    wait: str = option("Wait", help="text forced when an end of thinking is ignored")
+    forcing: str = option("single-pass", choices=FORCINGS,
+                          help="single-pass: forcing inside one decode loop; multi-round: s1's repeated generate calls")  # fmt: skip
+    model: str = option(DEFAULT_MODEL, help="embedded model name or a local HF checkpoint dir")
+    format: str = option("s1", choices=lambda: FORMATS, help="think/answer template")
+    engine: str = option("hf", choices=ENGINES,
+                         help="hf: transformers; vllm: vLLM (make install ENGINE=vllm); auto: vLLM if installed")  # fmt: skip
+    temperature: float = option(0.0, help="0 = greedy")
+    top_p: float = option(1.0)
+    top_k: int = option(0)
+    seed: int = option(0)
+    batch_size: int = option(16, help="rows decoded together")
+    dtype: str = option("bfloat16", choices=("float32", "bfloat16"),
+                        help="bfloat16: the embedded checkpoint's own precision; fast on CPUs with AMX/bf16")  # fmt: skip
+
+    def grid(self) -> list[tuple[int | None, int]]:
+        if self.runs is not None:
+            return [(b, k) for b, k in self.runs]
+        return [(b, k) for b in self.budgets for k in self.num_ignores]
+
+    def budget(self, cap: int | None, num_ignore: int) -> Budget:
+        return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens)
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(self.temperature, self.top_p, self.top_k, self.seed)
+
+    def validate(self, source: bool = True) -> None:
+        """Every setting, before any model loads or any file is created."""
+        if source:
+            self.check_source()
+        if not self.grid():
+            raise ThinkscaleError("give at least one budget and one num_ignore")
+        for b, _ in self.grid():
+            if b is not None and b <= 0:
+                raise ThinkscaleError(
+                    f"--budget must be a positive number of thinking tokens, got {b}"
+                )
+        for _, k in self.grid():
+            if k < 0:
+                raise ThinkscaleError(f"--num-ignore must be >= 0, got {k}")
+        for name in ("n", "batch_size", "max_answer_tokens", "max_total_tokens"):
+            if getattr(self, name) < 1:
+                raise ThinkscaleError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.min_thinking < 0:
+            raise ThinkscaleError(f"--min-thinking must be >= 0, got {self.min_thinking}")
+        if self.temperature < 0:
+            raise ThinkscaleError(f"--temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ThinkscaleError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ThinkscaleError(f"--top-k must be >= 0 (0 = off), got {self.top_k}")
+        if self.n > 1 and self.temperature <= 0:
+            raise ThinkscaleError("--n > 1 needs --temperature > 0 (greedy samples are identical)")
+        if self.forcing == "multi-round" and self.temperature > 0:
+            raise ThinkscaleError("--forcing multi-round is greedy only (--temperature 0), as in s1")
+        from thinkscale.infer.engines import resolve_engine
+
+        if resolve_engine(self.engine) == "vllm":
+            from thinkscale.infer.vllm_engine import vllm_available
+
+            if not vllm_available():
+                raise ThinkscaleError("--engine vllm needs vLLM: make install ENGINE=vllm")
+        if self.forcing not in FORCINGS:
+            raise ThinkscaleError(f"--forcing must be one of {', '.join(FORCINGS)}, got {self.forcing}")
+        if not self.wait.strip():
+            raise ThinkscaleError("--wait must be a non-empty text")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ThinkscaleError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
+        get_format(self.format)
+
+    def settings(self) -> dict:
+        return {k: getattr(self, k) for k in SETTINGS}
+
+
+def build_task(cfg: TaskSource) -> Task:
+    return cfg.build_task()
+
+
+def load_examples(task: Task, limit: int | None) -> list[Example]:
+    examples = task.load(limit)
+    if not examples:
+        raise ThinkscaleError(f"task '{task.name}' has no examples")
+    return examples
+
+
+def sample_seed(seed: int, example_id: str, sample: int) -> int:
+    """A sample's seed depends on (seed, id, sample) only: the same across budgets and batches."""
+    return zlib.crc32(f"{seed}/{example_id}/{sample}".encode())
+
+
+Plan = list[tuple[Example, int | None, int, list[int]]]  # (example, budget, num_ignore, samples)
+
+
+def plan(cfg: GenerateConfig, task: Task, examples: list[Example], done: set = frozenset()) -> Plan:
+    """Every (example, budget, num_ignore) with the samples whose keys are not in `done`."""
+    todo = []
+    for budget, ni in cfg.grid():
+        for ex in examples:
+            samples = [s for s in range(cfg.n) if (task.name, ex.id, s, budget, ni) not in done]
+            if samples:
+                todo.append((ex, budget, ni, samples))
+    return todo
+
+
+def check_resumed_examples(records: list[Record], out: Path, task: Task, examples: list[Example]) -> None:
+    """A record resumed for an example must be about that example: same question, same gold
+    (a file of another data set under the same task name would otherwise pass as done)."""
+    by_id = {ex.id: ex for ex in examples}
+    for rec in records:
+        ex = by_id.get(str(rec.get("id"))) if rec.get("task") == task.name else None
+        if ex is None:
+            continue
+        for name, mine in (("question", ex.question), ("gold", ex.gold)):
+            if name in rec and rec[name] != mine:
+                raise ThinkscaleError(
+                    f"{out} holds a {task.name} record for id '{ex.id}' with another {name} "
+                    f"({str(rec[name])[:60]!r} there, {str(mine)[:60]!r} now): a different data "
+                    "set under the same task name; use another --out"
+                )
+
+
+def generate_records(
+    cfg: GenerateConfig,
+    task: Task | None = None,
+    examples: list[Example] | None = None,
+    model=None,
+    tokenizer=None,
+    skip: set = frozenset(),
+    on_token: OnToken | None = None,
+    progress: bool = True,
+) -> Iterator[Record]:
+    """Graded records of every sample `cfg` asks for whose key is not in `skip`, yielded as
+    they finish (graded a batch at a time). `task` overrides cfg's task/data."""
+    cfg.validate(source=task is None)
+    task = task or cfg.build_task()
+    examples = examples if examples is not None else load_examples(task, cfg.limit)
+    todo = plan(cfg, task, examples, skip)
+    if not todo:
+        return
+    from thinkscale.infer.engines import make_engine
+
+    engine, tokenizer = make_engine(cfg, model, tokenizer)
+    fmt = get_format(cfg.format)
+    requests = []
+    for ex, budget, ni, samples in todo:
+        prompt = fmt.render_prompt(tokenizer, task.prompt(ex))
+        requests.append(
+            Request(
+                key=(ex, budget, ni),
+                prompt_ids=tokenizer.encode(prompt, add_special_tokens=False),
+                budget=cfg.budget(budget, ni),
+                samples=samples,
+                seeds=[sample_seed(cfg.seed, ex.id, s) for s in samples],
+            )
+        )
+    total = sum(len(t[3]) for t in todo)
+    bar = tqdm(total=total, desc=f"{task.name} generate", unit="sample", disable=not progress)
+    pending: list[Record] = []
+    with GradingPool(workers=1) as grader:
+
+        def graded() -> list[Record]:
+            gradable = [r for r in pending if r["gold"] is not None]
+            verdicts = grader.grade([(task.grader, r["pred"], r["gold"]) for r in gradable])
+            for rec, ok in zip(gradable, verdicts):
+                rec["correct"] = ok
+            out = list(pending)
+            pending.clear()
+            return out
+
+        try:
+            for fin in engine.run(requests, cfg.sampling(), on_token=on_token):
+                pending.append(to_record(fin, task, fmt, tokenizer, cfg))
+                bar.update(1)
+                if len(pending) >= cfg.batch_size:
+                    yield from graded()
+            yield from graded()
+        finally:
+            bar.close()
+
+
+def generate(
+    cfg: GenerateConfig, out: str | Path, model=None, tokenizer=None, progress: bool = True,
+    task: Task | None = None,
+) -> Path:  # fmt: skip
+    """Generate, grade and append records to `out`; keys already there are skipped."""
+    from thinkscale.infer.engines import preflight
+
+    cfg.validate(source=task is None)
+    out = Path(out)
+    check_out_file(out)
+    task = task or cfg.build_task()
+    examples = load_examples(task, cfg.limit)
+    if model is None:
+        preflight(cfg)  # a bad model path, before any output exists
+    writer = RecordWriter(out)
+    check_settings(writer.records, out, task.name, cfg.settings())
+    check_resumed_examples(writer.records, out, task, examples)
+    if not plan(cfg, task, examples, writer.done):
+        print(f"{out}: all {len(writer.done)} records already present; nothing to do")
+        return out
+    with writer:
+        for rec in generate_records(cfg, task, examples, model, tokenizer, writer.done, progress=progress):
+            writer.write(rec)
+    return out
+
+
+def check_out_file(out: Path) -> None:
+    """An output file path that can be written: not a directory, no file where a folder is."""
+    if out.is_dir():
+        raise ThinkscaleError(f"{out}: is a directory; --out takes a results file here")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ThinkscaleError(f"{out}: cannot be created ({parent} is a file, not a directory)")
+
+
+def to_record(fin: Finished, task: Task, fmt, tokenizer, cfg: GenerateConfig) -> Record:
+    ex, budget, num_ignore = fin.request.key
+    st = fin.state
+    text = tokenizer.decode(st.generated, skip_special_tokens=False)
+    thinking, answer = fmt.split(text)
+    return make_record(
+        task=task.name, id=ex.id, sample=fin.sample, budget=budget, num_ignore=num_ignore,
+        question=ex.question, gold=ex.gold, thinking=thinking, answer=answer,
+        pred=task.extract(answer), correct=None, thinking_tokens=st.thinking_tokens,
+        answer_tokens=st.answer_tokens, capped=st.capped, waits=st.waits,
+        finish_reason=st.finish_reason, grader=task.grader, format=fmt.name,
+        **{k: v for k, v in cfg.settings().items() if k != "format"},
+    )  # fmt: skip
