@@ -28,8 +28,8 @@ import time
 import torch
 
 from thinkscale.formats import get_format
-from thinkscale.infer.hf_engine import HFEngine, Request, left_pad
 from thinkscale.infer.forcing import Budget, ForcingTokens
+from thinkscale.infer.hf_engine import HFEngine, Request, left_pad
 from thinkscale.infer.multiround import run_multiround
 from thinkscale.models import load_model
 from thinkscale.tasks import get_task
@@ -97,14 +97,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="1/16 of the sizes: a smoke run (about a minute)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     args = ap.parse_args()
     if args.engine == "vllm":
         return vllm_main(args)
-    scale = 4 if args.quick else 1
+    scale = 16 if args.quick else 1  # quick: a smoke run of about a minute
     model, tokenizer = load_model(dtype=args.dtype)
     fmt = get_format("s1")
     tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
@@ -122,11 +122,13 @@ def main() -> None:
     cap = 128 // scale
     engine = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
     done, t_forced = timed(
-        lambda: engine.run(
-            [
-                Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16))
-                for i, p in enumerate(ps)
-            ]
+        lambda: list(
+            engine.run(
+                [
+                    Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16))
+                    for i, p in enumerate(ps)
+                ]
+            )
         )
     )
     forced_tokens = sum(len(f.state.generated) for f in done)
@@ -151,7 +153,7 @@ def main() -> None:
         ]
 
     single, t_single = timed(
-        lambda: HFEngine(model32, tokens, args.batch, tokenizer.pad_token_id).run(reqs())
+        lambda: list(HFEngine(model32, tokens, args.batch, tokenizer.pad_token_id).run(reqs()))
     )
     multi, t_multi = timed(
         lambda: run_multiround(
@@ -174,11 +176,11 @@ def main() -> None:
         weight_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
         one = HFEngine(net, tokens, 1, tokenizer.pad_token_id)
         steps = 96 // scale
-        one.run([Request(0, ps[0], Budget(8, max_answer_tokens=1))])  # warm-up
+        list(one.run([Request(0, ps[0], Budget(8, max_answer_tokens=1))]))  # warm-up
         done1, t1 = timed(
-            lambda: one.run(
+            lambda: list(one.run(
                 [Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]
-            )
+            ))
         )
         tps = len(done1[0].state.generated) / t1
         _, t_plain = plain_generate(net, tokenizer, ps[:1], steps, 1)
@@ -203,7 +205,7 @@ def main() -> None:
         for i in range(64 // scale)
     ]
     eng9 = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
-    done9, t9 = timed(lambda: eng9.run(sweep))
+    done9, t9 = timed(lambda: list(eng9.run(sweep)))
     lengths = {f.request.key: len(f.state.generated) for f in done9}
     ordered = [lengths[r.key] for r in sweep]
     static_steps = sum(
@@ -221,7 +223,6 @@ def vllm_main(args) -> None:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from thinkscale.infer.hf_engine import SamplingConfig
     from thinkscale.infer.vllm_engine import VLLMEngine, load_llm
     from thinkscale.models import resolve_model_path
 
@@ -242,8 +243,8 @@ def vllm_main(args) -> None:
             Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)
         ]
 
-    engine.run(p1_requests()[:2])  # warm-up
-    done, t_forced = timed(lambda: engine.run(p1_requests()))
+    list(engine.run(p1_requests()[:2]))  # warm-up
+    done, t_forced = timed(lambda: list(engine.run(p1_requests())))
     forced_tokens = sum(len(f.state.generated) for f in done)
     per_row = max(1, round(forced_tokens / len(ps)))
     plain = SamplingParams(
@@ -260,7 +261,7 @@ def vllm_main(args) -> None:
     log(f"P1 (vLLM) forced/plain tokens/s: {results['p1']:.3f}  {results['p1_detail']}")
 
     hf_done, t_hf = timed(
-        lambda: HFEngine(model, tokens, args.batch, tokenizer.pad_token_id).run(p1_requests())
+        lambda: list(HFEngine(model, tokens, args.batch, tokenizer.pad_token_id).run(p1_requests()))
     )
     hf_tokens = sum(len(f.state.generated) for f in hf_done)
     results["hf_vs_vllm"] = (hf_tokens / t_hf) / (forced_tokens / t_forced)
@@ -283,9 +284,9 @@ def vllm_main(args) -> None:
             for i, p in enumerate(ps[:16])
         ]
 
-    single, t_single = timed(lambda: eng32.run(reqs()))
+    single, t_single = timed(lambda: list(eng32.run(reqs())))
     multi, t_multi = timed(lambda: run_multiround(None, tokens, reqs(), batch_size=args.batch,
-                                                   generate_fn=eng32.generate_fn(SamplingConfig())))  # fmt: skip
+                                                   generate_fn=eng32.generate_fn))  # fmt: skip
     p2_into(results, single, t_single, multi, t_multi)
     log(f"P2 (vLLM) multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
     if args.json:

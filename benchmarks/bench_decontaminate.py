@@ -7,7 +7,7 @@ ids, so every n-gram is hashed and looked up 4 times as it would be in a 60k cor
 local executor, 2 tasks). Baseline in the same run: one process, a Python set of n-gram
 strings, no datatrove. Prints P6 = stage seconds (target <= 10).
 
-    python benchmarks/bench_decontaminate.py [--json] [--copies 4] [--tasks 2]
+    python benchmarks/bench_decontaminate.py [--json] [--quick] [--copies 4] [--tasks 2]
 """
 
 from __future__ import annotations
@@ -38,30 +38,30 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--tasks", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="2,000 questions x MATH-500 (seconds)")
     args = ap.parse_args()
 
-    from thinkscale.data.curate import CurateConfig, _run_stage, _summarize
-    from thinkscale.data.documents import write_shards
+    import thinkscale as ts
+    from thinkscale.data.decontaminate import DecontaminateConfig
     from thinkscale.data.executors import ExecutorConfig
     from thinkscale.data.traces import load_traces
+    from thinkscale.records import write_jsonl_atomic
     from thinkscale.tasks import get_task
 
     base = load_traces("math-train") + load_traces("gsm8k-train")
+    if args.quick:
+        base = base[:2000]
     rows = [{**r, "id": f"{r['id']}#{c}"} for c in range(args.copies) for r in base]
-    cfg = CurateConfig(
-        data=["math-train", "gsm8k-train"], executor=ExecutorConfig(tasks=args.tasks)
-    )
-    eval_questions = [
-        ex.question for t in cfg.decontaminate.eval_tasks for ex in get_task(t).load()
-    ]
+    eval_tasks = ["math500"] if args.quick else DecontaminateConfig().eval_tasks
+    eval_questions = [ex.question for t in eval_tasks for ex in get_task(t).load()]
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "00-validate"
-        write_shards(rows, source / "kept", args.tasks)
-        stage = Path(tmp) / "01-decontaminate"
-        t0 = time.perf_counter()
-        _run_stage("decontaminate", cfg, source, stage)
-        seconds = time.perf_counter() - t0
-        summary = _summarize("decontaminate", source, stage, seconds)
+        traces = Path(tmp) / "traces.jsonl"
+        write_jsonl_atomic(traces, rows)
+        report = ts.curate(data=[str(traces)], out=str(Path(tmp) / "run"), stages=["decontaminate"],
+                           executor=ExecutorConfig(tasks=args.tasks),
+                           decontaminate=DecontaminateConfig(eval_tasks=eval_tasks), progress=False)  # fmt: skip
+        summary = next(s for s in report["stages"] if s["name"] == "decontaminate")
+        seconds = summary["seconds"]
     base_dropped, base_seconds = baseline([r["question"] for r in rows], eval_questions, 8)
     result = {
         "train_questions": len(rows),

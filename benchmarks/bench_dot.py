@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from thinkscale.dot.model import load_dot
 from thinkscale.dot.evaluate import DotEvalConfig, eval_dot
+from thinkscale.dot.model import load_dot
 from thinkscale.dot.train import RUN_FILE
 from thinkscale.eval.evaluate import evaluate
 from thinkscale.eval.report import write_report
@@ -66,12 +66,12 @@ def main() -> None:
                    "(LLaDA's semi-autoregressive order; 0: skip)")
     p.add_argument("--out", default="runs/bench-dot")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
-    p.add_argument("--quick", action="store_true", help="2 minutes of training each, 64 problems")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 20 s of training each, 16 problems, T in 1 4 16")
     p.add_argument("--json", action="store_true")
     p.add_argument("train_args", nargs="*", help="extra `dot train` flags after --, e.g. -- --layers 4")
     args = p.parse_args()
     if args.quick:
-        args.train_minutes, args.limit = 2.0, 64
+        args.train_minutes, args.limit, args.steps = 1 / 3, 16, [1, 4, 16]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seconds = args.train_minutes * 60

@@ -87,9 +87,12 @@ def main() -> None:
     )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 1 step of batch 4 per layout")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.batch = 1, 4
     if args.mode:
         print(json.dumps(one_mode(args.mode, args.steps, args.batch)))
         return

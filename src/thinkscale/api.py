@@ -159,12 +159,13 @@ def report(run_dir: str | Path) -> dict:
     return write_report(run_dir)
 
 
-def curate(config=None, **fields: Any):
-    """The data pipeline (`thinkscale data curate`): a CurateConfig, or its fields."""
+def curate(config=None, progress: bool = True, **fields: Any) -> dict:
+    """The data pipeline (`thinkscale data curate`): a CurateConfig, or its fields; returns the
+    funnel report."""
     from thinkscale.data.curate import CurateConfig
     from thinkscale.data.curate import curate as run
 
-    return run(config or CurateConfig(**fields))
+    return run(config or CurateConfig(**fields), progress=progress)
 
 
 def train_sft(config=None, **fields: Any) -> Path:

@@ -183,7 +183,7 @@ def _add_data_parser(sub) -> None:
         for stage in shown:
             add_flags(c.add_argument_group(stage), classes[stage], help=DATA_FLAG_HELP)
         _add_config_flag(c)
-        c.set_defaults(func=cmd_data, _parser=c)
+        c.set_defaults(func=cmd_data)
 
 
 DOT_FLAG_HELP = {
@@ -266,7 +266,7 @@ def _add_dot_parser(sub) -> None:
                         "--resume continues from the latest checkpoint.")  # fmt: skip
     add_flags(t, DotTrainConfig, help=DOT_FLAG_HELP)
     _add_config_flag(t)
-    t.set_defaults(func=cmd_dot_train, _parser=t)
+    t.set_defaults(func=cmd_dot_train)
     s = dsub.add_parser("sample", help="sample chains and answers from a DoT checkpoint (JSON lines)",
                         description="Denoise chain and answer in --steps steps; prints one JSON line per sample.")  # fmt: skip
     s.add_argument("--model", required=True, help="a checkpoint written by `thinkscale dot train`")
@@ -281,7 +281,7 @@ def _add_dot_parser(sub) -> None:
                         "parallel.png (maj@k / pass@k vs k) and report.html.")  # fmt: skip
     add_flags(e, DotEvalConfig, help=DOT_FLAG_HELP)
     _add_config_flag(e)
-    e.set_defaults(func=cmd_dot_eval, _parser=e)
+    e.set_defaults(func=cmd_dot_eval)
 
 
 def cmd_demo(args) -> None:
@@ -324,16 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     })  # fmt: skip
     g.add_argument("--out", required=True, help="results JSONL (appended)")
     _add_config_flag(g)
-    g.set_defaults(func=cmd_generate, _parser=g)
+    g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("sweep", help="budgets x num_ignore values -> results, metrics, plots, report",
                        description="Run every budget x num_ignore pair in one continuous batch, then write "
                                    "results.jsonl, metrics.json, scaling.png, parallel.png and report.html to --out.")  # fmt: skip
     add_flags(s, GenerateConfig, groups=GENERATION_GROUPS, defaults={"budgets": [32, 128, 512]},
-              help={"num_ignores": "Wait counts to try"})  # fmt: skip
+              help={"num_ignores": "Wait counts to try"}, aliases={"num_ignores": ["--num-ignore"]})  # fmt: skip
     s.add_argument("--out", required=True, help="run directory")
     _add_config_flag(s)
-    s.set_defaults(func=cmd_sweep, _parser=s)
+    s.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser(
         "eval", help="metrics.json from a results file or run dir (accuracy, pass@k, maj@k, ...)"
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flags(sft, SFTRunConfig, help=SFT_FLAG_HELP)
     _add_config_flag(sft)
-    sft.set_defaults(func=cmd_train_sft, _parser=sft)
+    sft.set_defaults(func=cmd_train_sft)
     mg = tsub.add_parser("merge", help="merge FSDP sharded weights into one HF checkpoint",
                          description="accelerate's merge_fsdp_weights on a sharded (DCP) checkpoint, then "
                                      "safetensors + the base model's config, tokenizer and chat template.")  # fmt: skip
@@ -393,13 +393,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _config_path(argv: list[str]) -> str | None:
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)parser of the command the leading words of argv name (`data curate` ...)."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        apply_config_file(args._parser, args.config)  # the file's values become the defaults
-        args = parser.parse_args(argv)  # ... and the command line wins over them
-    return args
+    config = _config_path(argv)
+    if config:
+        command = _command_parser(parser, argv)
+        if any(a.dest == "config" for a in command._actions):
+            apply_config_file(command, config)  # the file's values become the defaults ...
+    return parser.parse_args(argv)  # ... and the command line wins over them
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,13 +87,15 @@ def add_flags(
     help: dict[str, str] | None = None,
     groups: dict[str, Iterable[str]] | None = None,
     required: Iterable[str] = (),
+    aliases: dict[str, list[str]] | None = None,
 ) -> None:
     """One flag per field of `cls`. `single`: list fields that this command takes one value of,
     under another flag (`{"budgets": ("--budget", help)}`: `--budget 64` gives [64]).
     `defaults` / `help` override a field's default / help for this command only. `groups`:
-    argument-group title -> field names (the rest go straight on `parser`)."""
+    argument-group title -> field names (the rest go straight on `parser`). `aliases`: more
+    spellings of a field's flag."""
     hints = typing.get_type_hints(cls)
-    single, defaults, help = single or {}, defaults or {}, help or {}
+    single, defaults, help, aliases = single or {}, defaults or {}, help or {}, aliases or {}
     names = [f.name for f in dataclasses.fields(cls)]
     wanted = [n for n in (only if only is not None else names) if n not in set(exclude)]
     by_name = {f.name: f for f in dataclasses.fields(cls)}
@@ -138,7 +140,7 @@ def add_flags(
                 kw["help"] += f"; from: {', '.join(map(str, choices))}"
         else:
             kw.update(type=parse, choices=choices)
-        where.add_argument(flag_name(name), **kw)
+        where.add_argument(flag_name(name), *aliases.get(name, []), **kw)
 
 
 def flatten(value: Any) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from thinkscale.cli import main
 from thinkscale.records import load_records
 
@@ -127,3 +129,44 @@ def test_import_where_every_line_failed(tmp_path, capsys):
     assert main(args) != 0
     err = capsys.readouterr().err
     assert "a-rep-0" in err and "no usable line" in err and not results.exists()
+
+
+def test_import_keeps_finish_reason_and_unfinished_thinking_is_no_answer(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"uid": "a", "q": "1+1?", "ans": "2"}\n')
+    out = tmp_path / "out.jsonl"
+    lines = [  # a completion cut by max_tokens while thinking: its "2" is not an answer
+        {"custom_id": "a-rep-0", "response": {"body": {"choices": [
+            {"message": {"content": "so it is 2, or"}, "finish_reason": "length"}]}}},
+        {"custom_id": "a-rep-1", "response": {"body": {"choices": [
+            {"message": {"content": "x\n<|im_start|>answer\nAnswer: 2"}, "finish_reason": "stop"}]}}},
+    ]  # fmt: skip
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    results = tmp_path / "r.jsonl"
+    args = ["batch", "import", str(out), "--data", str(data), "--question-field", "q", "--answer-field", "ans",
+            "--id-field", "uid", "--grader", "numeric", "--tokenizer", "", "--out", str(results)]  # fmt: skip
+    assert main(args) == 0
+    recs = {r["sample"]: r for r in load_records(results)}
+    assert recs[0]["finish_reason"] == "length" and recs[0]["answer"] == ""
+    assert recs[0]["pred"] is None and recs[0]["correct"] is False
+    assert recs[1]["finish_reason"] == "stop" and recs[1]["correct"] is True
+
+
+@pytest.mark.parametrize("line,message", [
+    ({"custom_id": "a-rep-0", "response": {"body": {"choices": [{"message": {"content": 7}}]}}},
+     "out.jsonl:1: field 'response.body.choices[0].message.content' must be a string"),
+    ({"custom_id": "a-rep-0"}, "out.jsonl:1: field 'response': missing"),
+    ({"custom_id": "zzz-rep-0", "response": {"body": {"choices": [{"message": {"content": "x"}}]}}},
+     "out.jsonl:1: field 'custom_id': ids not in task"),
+])  # fmt: skip
+def test_import_checks_the_shape_of_server_lines(tmp_path, capsys, line, message):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"uid": "a", "q": "1+1?", "ans": "2"}\n')
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps(line) + "\n")
+    results = tmp_path / "r.jsonl"
+    args = ["batch", "import", str(out), "--data", str(data), "--question-field", "q", "--answer-field", "ans",
+            "--id-field", "uid", "--tokenizer", "", "--out", str(results)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not results.exists()

@@ -12,8 +12,9 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from thinkscale.infer.hf_engine import HFEngine, Request, SamplingConfig
+from thinkscale.infer.engines import Request, SamplingConfig
 from thinkscale.infer.forcing import Budget, ForcingTokens, RowState
+from thinkscale.infer.hf_engine import HFEngine
 from thinkscale.infer.multiround import run_multiround
 
 END, EOS, WAIT, NL = 1, 2, 40, 99  # <|im_start|>, <|im_end|>, 'W', '\n' in the test tokenizer

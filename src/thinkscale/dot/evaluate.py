@@ -66,10 +66,21 @@ def to_record(task: str, ex: DotExample, out: dict, steps: int | None, settings:
     )  # fmt: skip
 
 
+def _sample_config(cfg: DotEvalConfig, steps: int) -> SampleConfig:
+    fields = ("order", "block_length", "temperature", "multipass", "max_passes", "n", "seed", "batch_size")
+    return SampleConfig(steps=steps, **{k: getattr(cfg, k) for k in fields})
+
+
 def eval_dot(cfg: DotEvalConfig) -> Path:
     """Sample every (question, sample, T) not yet in out/results.jsonl; returns that file."""
     if not cfg.steps:
         raise ThinkscaleError("give at least one --steps value")
+    for steps in cfg.steps:  # every setting is checked before the model loads
+        _sample_config(cfg, steps).validate()
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ThinkscaleError(f"--limit must be >= 1, got {cfg.limit}")
+    if cfg.max_passes < 1:
+        raise ThinkscaleError(f"--max-passes must be >= 1, got {cfg.max_passes}")
     model, tokenizer, meta = load_dot(cfg.model)
     task = cfg.task or meta.task
     examples = load_task(task, "test", cfg.limit)
@@ -91,9 +102,7 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
             if steps is None:
                 outs = ar_generate(model, tokenizer, meta, todo, cfg.batch_size, progress=bar)
             else:
-                scfg = SampleConfig(steps=steps, order=cfg.order, block_length=cfg.block_length, temperature=cfg.temperature,
-                                    multipass=cfg.multipass, max_passes=cfg.max_passes, n=cfg.n, seed=cfg.seed, batch_size=cfg.batch_size)  # fmt: skip
-                outs = sample_dot(model, tokenizer, meta, todo, scfg, progress=bar)
+                outs = sample_dot(model, tokenizer, meta, todo, _sample_config(cfg, steps), progress=bar)
             bar.close()
             timing[str(steps)] = {"problems_per_s": len(todo) / (time.perf_counter() - start), "problems": len(todo)}
             for o in outs:

@@ -141,7 +141,7 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
         if cfg.forcing == "multi-round":
             from thinkscale.infer.multiround import MultiRoundEngine
 
-            return MultiRoundEngine(tokens, cfg.batch_size, engine.generate_fn), tokenizer
+            return MultiRoundEngine(tokens, cfg.batch_size, engine.generate_fn, engine.max_positions), tokenizer
         return engine, tokenizer
     if model is None:
         from thinkscale.models import load_model
@@ -154,7 +154,8 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
     if cfg.forcing == "multi-round":
         from thinkscale.infer.multiround import MultiRoundEngine, hf_generate_fn
 
-        return MultiRoundEngine(tokens, cfg.batch_size, hf_generate_fn(model, pad)), tokenizer
+        context = getattr(model.config, "max_position_embeddings", None)
+        return MultiRoundEngine(tokens, cfg.batch_size, hf_generate_fn(model, pad), context), tokenizer
     from thinkscale.infer.hf_engine import HFEngine
 
     return HFEngine(model, tokens, cfg.batch_size, pad), tokenizer

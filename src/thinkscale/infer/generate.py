@@ -241,6 +241,7 @@ def generate_records(
                 seeds=[sample_seed(cfg.seed, ex.id, s) for s in samples],
             )
         )
+    check_context(requests, getattr(engine, "max_positions", None), engine_tokens(engine))
     total = sum(len(t[3]) for t in todo)
     bar = tqdm(total=total, desc=f"{task.name} generate", unit="sample", disable=not progress)
     pending: list[Record] = []
@@ -264,6 +265,31 @@ def generate_records(
             yield from graded()
         finally:
             bar.close()
+
+
+def engine_tokens(engine):
+    return getattr(engine, "tokens", None)
+
+
+def check_context(requests: list[Request], context: int | None, tokens) -> None:
+    """Fail before generating when a request cannot fit the model's context: its prompt, its
+    thinking cap (when one is given) and the room the answer needs. Without a cap, thinking
+    stops where the context ends (finish_reason `context`)."""
+    if not context or tokens is None:
+        return
+    for r in requests:
+        b = r.budget
+        room = b.max_new_tokens(tokens) if b.max_thinking_tokens is not None else (
+            b.max_new_tokens(tokens) - b.thinking_cap + 1 if tokens.thinks else b.max_answer_tokens
+        )  # fmt: skip
+        if len(r.prompt_ids) + room > context:
+            ex = r.key[0]
+            raise ThinkscaleError(
+                f"example '{getattr(ex, 'id', ex)}': a prompt of {len(r.prompt_ids)} tokens plus "
+                f"{room} to generate (thinking cap {b.max_thinking_tokens}, answer "
+                f"{b.max_answer_tokens}) exceeds the model's context of {context} tokens; lower "
+                "--budget or --max-answer-tokens"
+            )
 
 
 def generate(

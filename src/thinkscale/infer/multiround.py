@@ -62,7 +62,9 @@ class MultiRoundEngine:
         tokens: ForcingTokens,
         batch_size: int = 16,
         generate_fn: Callable[[SamplingConfig], GenerateFn] | None = None,
+        max_positions: int | None = None,
     ):
+        self.max_positions = max_positions  # the backend's context, when known
         if len(tokens.end_think) > 1:
             raise ValueError("multi-round forcing needs a single-token end-of-thinking delimiter")
         self.tokens, self.batch_size, self.generate_fn = tokens, batch_size, generate_fn

@@ -113,6 +113,10 @@ class VLLMEngine:
     def __init__(self, llm, tokens: ForcingTokens, chunk_samples: int = 256):
         check_format(tokens)
         self.llm, self.tokens, self.chunk_samples = llm, tokens, chunk_samples
+        try:
+            self.max_positions = int(llm.llm_engine.model_config.max_model_len)
+        except AttributeError:  # another vLLM layout: vLLM itself then refuses a long prompt
+            self.max_positions = None
 
     def run(
         self,

@@ -34,7 +34,12 @@ def math_equal(pred: str | None, gold: str) -> bool:
     """math-verify, gold first (verify is not symmetric)."""
     if pred is None or not pred.strip():
         return False
+    import logging
+
     from math_verify import parse, verify
+
+    # math-verify logs the whole input when it times out (60 KB for a pathological answer)
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
     try:
         gold_parsed = parse(_as_latex(gold), parsing_timeout=5)

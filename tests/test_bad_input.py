@@ -1,0 +1,134 @@
+"""Hostile input, table-driven: every case exits 2 with one `thinkscale: error:` line naming
+what is wrong (file:line:field where there is one), no traceback, and creates or changes no
+output. The engine cases fail before a model loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thinkscale.cli import main
+
+Q = '{"q": "1+1?", "a": "2"}\n'
+REC = {"task": "t", "id": "q0", "sample": 0, "budget": 8, "num_ignore": 0, "correct": True}
+
+
+def rec(**kw) -> str:
+    return json.dumps({**REC, **kw}) + "\n"
+
+
+def gen(*extra):
+    return ["generate", "--data", "{data}", "--question-field", "q", "--answer-field", "a", "--model", "{model}",
+            "--out", "{out}", *extra]  # fmt: skip
+
+
+CASES = [
+    # (name, argv, files to write {name: text}, message)
+    ("budget 0", gen("--budget", "0"), {}, "--budget must be a positive"),
+    ("budget negative", gen("--budget", "-5"), {}, "--budget must be a positive"),
+    ("num-ignore negative", gen("--num-ignore", "-1"), {}, "--num-ignore must be >= 0"),
+    ("batch-size 0", gen("--batch-size", "0"), {}, "--batch-size must be >= 1"),
+    ("n 0", gen("--n", "0"), {}, "--n must be >= 1"),
+    ("max-answer-tokens 0", gen("--max-answer-tokens", "0"), {}, "--max-answer-tokens must be >= 1"),
+    ("max-total-tokens 0", gen("--max-total-tokens", "0"), {}, "--max-total-tokens must be >= 1"),
+    ("top-p 0", gen("--top-p", "0"), {}, "--top-p must be in (0, 1]"),
+    ("top-p 1.5", gen("--top-p", "1.5"), {}, "--top-p must be in (0, 1]"),
+    ("top-k negative", gen("--top-k", "-1"), {}, "--top-k must be >= 0"),
+    ("temperature negative", gen("--temperature", "-1"), {}, "--temperature must be >= 0"),
+    ("min-thinking negative", gen("--min-thinking", "-1"), {}, "--min-thinking must be >= 0"),
+    ("limit 0", gen("--limit", "0"), {}, "--limit must be >= 1"),
+    ("greedy n > 1", gen("--n", "3"), {}, "--temperature > 0"),
+    ("multi-round sampled", gen("--forcing", "multi-round", "--temperature", "0.5"), {}, "greedy only"),
+    ("empty wait", gen("--wait", " "), {}, "--wait must be a non-empty"),
+    ("data is a directory", ["generate", "--data", "{tmp}", "--model", "{model}", "--out", "{out}"], {}, "is a directory"),
+    ("data missing", ["generate", "--data", "{tmp}/nope.jsonl", "--model", "{model}", "--out", "{out}"], {}, "nope.jsonl: file not found"),
+    ("malformed JSON", gen(), {"q.jsonl": Q + '{"q": oops}\n'}, "q.jsonl:2: malformed JSON"),
+    ("missing field", gen(), {"q.jsonl": Q + '{"q": "2+2?"}\n'}, "q.jsonl:2: missing field 'a'"),
+    ("empty data", gen(), {"q.jsonl": ""}, "empty dataset"),
+    ("gold is an object", gen(), {"q.jsonl": '{"q": "1+1?", "a": {"x": 1}}\n'}, "q.jsonl:1: field 'a': must be a string"),
+    ("gold is an empty list", gen(), {"q.jsonl": '{"q": "1+1?", "a": [""]}\n'}, "q.jsonl:1: field 'a': a list of accepted"),
+    ("not UTF-8", gen(), {"q.jsonl": b'{"q": "\xff", "a": "2"}\n'}, "q.jsonl:1: not valid UTF-8"),
+    ("out under a file", gen()[:-1] + ["{tmp}/q.jsonl/r.jsonl"], {}, "is a file, not a directory"),
+    ("out is a directory", gen()[:-1] + ["{tmp}"], {}, "is a directory; --out takes a results file"),
+    ("sweep out is a file", ["sweep", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+                             "--model", "{model}", "--out", "{data}"], {}, "sweep's --out is a run directory"),
+    ("task and data", gen("--task", "gsm8k"), {}, "exactly one of --task or --data"),
+    ("neither task nor data", ["generate", "--model", "{model}", "--out", "{out}"], {}, "exactly one of --task or --data"),
+    ("unknown model", ["generate", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+                       "--model", "{tmp}/no-model", "--out", "{out}"], {}, "unknown model"),
+    ("model dir without config", ["generate", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+                                  "--model", "{tmp}", "--out", "{out}"], {}, "not a local checkpoint directory"),
+    ("eval missing", ["eval", "{tmp}/none.jsonl"], {}, "none.jsonl: file not found"),
+    ("eval directory without results", ["eval", "{tmp}"], {}, "results.jsonl: file not found"),
+    ("eval empty file", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": ""}, "r.jsonl: no records to evaluate"),
+    ("eval correct as a string", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec(correct="false")}, "r.jsonl:1: field 'correct' must be"),
+    ("eval duplicate key", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec() + rec()}, "r.jsonl:2: duplicate record"),
+    ("eval budget 0", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec(budget=0)}, "r.jsonl:1: field 'budget' must be"),
+    ("eval sample negative", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec(sample=-1)}, "r.jsonl:1: field 'sample' must be"),
+    ("eval gold as a dict", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec(gold={"a": 1}, correct=None)}, "r.jsonl:1: field 'gold' must be"),
+    ("eval no id", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": '{"task": "t"}\n'}, "r.jsonl:1: field 'id': missing"),
+    ("eval bad JSON middle line", ["eval", "{tmp}/r.jsonl"], {"r.jsonl": rec() + "{bad\n" + rec(id="q1")}, "r.jsonl:2: malformed JSON"),
+    ("report missing", ["report", "{tmp}/nothing"], {}, "file not found"),
+    ("batch export n 0", ["batch", "export", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+                          "--n", "0", "--out", "{out}"], {}, "--n must be >= 1"),
+    ("batch export max-tokens 0", ["batch", "export", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+                                   "--max-tokens", "0", "--out", "{out}"], {}, "--max-tokens must be >= 1"),
+    ("batch import content not a string", ["batch", "import", "{tmp}/o.jsonl", "--data", "{data}", "--question-field", "q",
+                                           "--answer-field", "a", "--tokenizer", "", "--out", "{out}"],
+     {"o.jsonl": json.dumps({"custom_id": "q-1-rep-0", "response": {"body": {"choices": [{"message": {"content": [1]}}]}}}) + "\n"},
+     "o.jsonl:1: field 'response.body.choices[0].message.content' must be a string"),
+    ("batch import unknown id", ["batch", "import", "{tmp}/o.jsonl", "--data", "{data}", "--question-field", "q",
+                                 "--answer-field", "a", "--tokenizer", "", "--out", "{out}"],
+     {"o.jsonl": json.dumps({"custom_id": "zz-rep-0", "response": {"body": {"choices": [{"message": {"content": "x"}}]}}}) + "\n"},
+     "o.jsonl:1: field 'custom_id': ids not in task"),
+    ("config unknown field", gen("--config", "{tmp}/c.yaml"), {"c.yaml": "colour: red\n"}, "unknown field(s) colour"),
+    ("config bad value", gen("--config", "{tmp}/c.yaml"), {"c.yaml": "batch_size: many\n"}, "field 'batch_size'"),
+    ("dot eval steps 0", ["dot", "eval", "--model", "{tmp}/no-model", "--steps", "0", "--out", "{tmp}/dot"], {}, "--steps must be in 1..256"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,argv,files,message", CASES, ids=[c[0] for c in CASES])
+def test_hostile_input(tmp_path, capsys, tiny_checkpoint, name, argv, files, message):
+    (tmp_path / "q.jsonl").write_text(Q)
+    for fname, text in files.items():
+        (tmp_path / fname).write_bytes(text if isinstance(text, bytes) else text.encode())
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    dirs = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
+    subs = {"data": tmp_path / "q.jsonl", "model": tiny_checkpoint, "out": tmp_path / "out.jsonl", "tmp": tmp_path}
+    code = main([a.format(**subs) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("thinkscale: error:") and len(err.splitlines()) == 1, err
+    assert message in err and "Traceback" not in err, err
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, sorted(set(after) ^ set(before))  # nothing created or changed
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == dirs  # no folder left behind
+
+
+def _gen(tmp_path, model, data, out):
+    return ["generate", "--data", str(data), "--question-field", "q", "--answer-field", "a", "--model", str(model),
+            "--budget", "4", "--max-answer-tokens", "2", "--out", str(out)]  # fmt: skip
+
+
+def test_resume_refuses_another_data_set_under_the_same_name(tmp_path, capsys, tiny_checkpoint):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "set.jsonl").write_text(Q + '{"q": "2+2?", "a": "4"}\n')
+    (tmp_path / "b" / "set.jsonl").write_text('{"q": "3+3?", "a": "6"}\n' + Q)
+    out = tmp_path / "r.jsonl"
+    assert main(_gen(tmp_path, tiny_checkpoint, tmp_path / "a" / "set.jsonl", out)) == 0
+    before = out.read_bytes()
+    assert main(_gen(tmp_path, tiny_checkpoint, tmp_path / "b" / "set.jsonl", out)) == 2
+    err = capsys.readouterr().err
+    assert "id 'set-1' with another question" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before  # keys and contents exactly as they were
+    recs = [json.loads(line) for line in before.decode().splitlines()]
+    assert [(r["id"], r["question"]) for r in recs] == [("set-1", "1+1?"), ("set-2", "2+2?")]
+
+
+def test_a_failed_validation_leaves_no_results_file(tmp_path, capsys, tiny_checkpoint):
+    (tmp_path / "q.jsonl").write_text(Q)
+    out = tmp_path / "sub" / "r.jsonl"
+    assert main(_gen(tmp_path, tiny_checkpoint, tmp_path / "q.jsonl", out)[:-2] + ["--budget", "-1", "--out", str(out)]) == 2
+    assert not out.exists() and not out.parent.exists()

@@ -1,0 +1,29 @@
+"""Benchmarks cannot rot: each one's --quick run finishes and prints only JSON with --json.
+(They measure speed; these runs only check that they still work end to end.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,extra,keys", [
+    ("bench_budget_forcing.py", [], ["p1", "p2", "p3", "p9"]),
+    ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
+    ("bench_sft.py", [], ["p4"]),
+    ("bench_dot.py", ["--out", "{tmp}/dot"], ["accuracy_4x4", "train_seconds"]),
+])  # fmt: skip
+def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
+    cmd = [sys.executable, str(BENCH / name), "--quick", "--json", *(e.format(tmp=tmp_path) for e in extra)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)  # stdout is one JSON document, nothing else
+    for key in keys:
+        assert key in result, (key, sorted(result))
