@@ -118,6 +118,7 @@ def test_resume_refuses_another_data_set_under_the_same_name(tmp_path, capsys, t
     (tmp_path / "b" / "set.jsonl").write_text('{"q": "3+3?", "a": "6"}\n' + Q)
     out = tmp_path / "r.jsonl"
     assert main(_gen(tmp_path, tiny_checkpoint, tmp_path / "a" / "set.jsonl", out)) == 0
+    capsys.readouterr()
     before = out.read_bytes()
     assert main(_gen(tmp_path, tiny_checkpoint, tmp_path / "b" / "set.jsonl", out)) == 2
     err = capsys.readouterr().err
