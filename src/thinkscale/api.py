@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkscale import ThinkscaleError
-from thinkscale.models import DEFAULT_MODEL, load_model  # noqa: F401 (re-exported)
+from thinkscale.models import DEFAULT_MODEL
 from thinkscale.records import Record, load_records, record_key
 
 _UNSET: Any = object()
@@ -125,7 +125,7 @@ def stream(
     answer | done), `ev.text`, `ev.forced`; the last event's `ev.record` is the graded record."""
     from thinkscale.infer.generate import generate_records
     from thinkscale.infer.streaming import stream_records
-    from thinkscale.models import load_model as load
+    from thinkscale.models import load_model
     from thinkscale.tasks import QuestionsTask
 
     if config.get("n", 1) != 1:
@@ -133,7 +133,7 @@ def stream(
     cfg = _config(model, budget, _UNSET, num_ignore, _UNSET, config)
     cfg.validate(source=False)
     if isinstance(model, (str, Path)):
-        model, tokenizer = load(str(model), dtype=cfg.dtype)
+        model, tokenizer = load_model(str(model), dtype=cfg.dtype)
     task = QuestionsTask([prompt], None if gold is None else [gold], grader=cfg.grader)
     run = lambda on_token: generate_records(  # noqa: E731
         cfg, task, model=model, tokenizer=tokenizer, on_token=on_token, progress=False

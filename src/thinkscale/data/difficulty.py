@@ -47,11 +47,9 @@ def model_slug(model: str) -> str:
 
 def count_trace_tokens(rows: list[dict], tokenizer: str = DEFAULT_MODEL) -> list[int]:
     """Tokens of thinking + answer per trace: s1 ranks by this within a domain."""
-    from transformers import AutoTokenizer
+    from thinkscale.models import load_tokenizer
 
-    from thinkscale.models import resolve_model_path
-
-    tok = AutoTokenizer.from_pretrained(str(resolve_model_path(tokenizer)))
+    tok = load_tokenizer(tokenizer)
     texts = [f"{r.get('thinking', '')}\n{r.get('answer', '')}" for r in rows]
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
 

@@ -79,8 +79,6 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
         _sample_config(cfg, steps).validate()
     if cfg.limit is not None and cfg.limit < 1:
         raise ThinkscaleError(f"--limit must be >= 1, got {cfg.limit}")
-    if cfg.max_passes < 1:
-        raise ThinkscaleError(f"--max-passes must be >= 1, got {cfg.max_passes}")
     model, tokenizer, meta = load_dot(cfg.model)
     task = cfg.task or meta.task
     examples = load_task(task, "test", cfg.limit)

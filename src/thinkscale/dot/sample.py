@@ -46,6 +46,8 @@ class SampleConfig:
             raise ThinkscaleError(f"--order must be confidence or random, got '{self.order}'")
         if self.temperature < 0 or self.n < 1 or self.batch_size < 1 or self.block_length < 0:
             raise ThinkscaleError("--temperature and --block-length must be >= 0, --n and --batch-size >= 1")
+        if self.max_passes < 1:
+            raise ThinkscaleError(f"--max-passes must be >= 1, got {self.max_passes}")
 
 
 def row_seed(seed: int, key: str) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from thinkscale import ThinkscaleError
-from thinkscale.infer.forcing import THINK, Budget, RowState
+from thinkscale.infer.forcing import ANSWER, THINK, Budget, RowState
 
 if TYPE_CHECKING:
     from thinkscale.infer.generate import GenerateConfig
@@ -81,13 +81,13 @@ class Engine(Protocol):
         ...
 
 
-def replay_events(fin: Finished, on_token: OnToken, start: int = 0) -> None:
-    """Token events of a finished (or partly generated) sample, from its state: for engines
-    that learn a sample's tokens a round or a whole output at a time."""
+def replay_events(fin: Finished, on_token: OnToken) -> None:
+    """Token events of a finished sample, from its state: for engines that learn a sample's
+    tokens a round or a whole output at a time."""
     st = fin.state
     end = st.think_end_index if st.think_end_index is not None else len(st.generated)
-    for i in range(start, len(st.generated)):
-        phase = THINK if i < end else "answer"
+    for i in range(len(st.generated)):
+        phase = THINK if i < end else ANSWER
         on_token(TokenEvent(fin.request, fin.sample, st.generated[i], st.forced[i], phase))
 
 
@@ -102,10 +102,9 @@ def resolve_engine(name: str) -> str:
     return name
 
 
-def preflight(cfg: GenerateConfig) -> str | None:
+def preflight(cfg: GenerateConfig) -> str:
     """What can fail before a model loads, checked before any output exists: the model path,
-    and a format the vLLM engine cannot force. Returns the checkpoint path (None: embedded or
-    given as an object later)."""
+    and a format the vLLM engine cannot force. Returns the checkpoint path."""
     from thinkscale.models import resolve_model_path
 
     path = str(resolve_model_path(cfg.model))

@@ -80,14 +80,14 @@ class Budget:
             return self.max_thinking_tokens
         return self.max_total_tokens
 
-    def max_new_tokens(self, tokens: ForcingTokens) -> int:
-        """The most tokens a sample under this budget can generate: the thinking cap, a newline
-        and the forced answer delimiter, the answer, an end token (and one spare)."""
+    def max_new_tokens(self, tokens: ForcingTokens, thinking: int | None = None) -> int:
+        """The most tokens a sample under this budget can generate: `thinking` tokens (default:
+        the thinking cap), a newline and the forced answer delimiter, the answer, an end token
+        (and one spare)."""
         if not tokens.thinks:
             return self.max_answer_tokens
-        return (
-            self.thinking_cap + len(tokens.newline) + len(tokens.answer) + self.max_answer_tokens + 2
-        )
+        thinking = self.thinking_cap if thinking is None else thinking
+        return thinking + len(tokens.newline) + len(tokens.answer) + self.max_answer_tokens + 2
 
 
 @dataclass
@@ -188,8 +188,9 @@ class RowState:
         self.forced += [False] * len(ids)
         self.thinking_tokens += len(ids)
 
-    def append_wait(self, room: int) -> None:
-        """An ignored end of thinking: force `Wait` (at most `room` tokens of it, the cap's rest)."""
+    def append_wait(self) -> None:
+        """An ignored end of thinking: force `Wait` (as much of it as the cap leaves room for)."""
+        room = self.budget.thinking_cap - self.thinking_tokens
         wait = list(self.tokens.wait[: max(room, 0)])
         self.waits += 1
         self.generated += wait

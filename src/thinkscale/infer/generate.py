@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -68,9 +68,6 @@ class TaskSource:
                 self.data, self.question_field, self.answer_field, self.id_field, grader=self.grader
             )
         return get_task(self.task)
-
-
-SOURCE_FIELDS = tuple(f.name for f in fields(TaskSource))
 
 
 @dataclass
@@ -160,10 +157,6 @@ class GenerateConfig(TaskSource):
         return {k: getattr(self, k) for k in SETTINGS}
 
 
-def build_task(cfg: TaskSource) -> Task:
-    return cfg.build_task()
-
-
 def load_examples(task: Task, limit: int | None) -> list[Example]:
     examples = task.load(limit)
     if not examples:
@@ -241,7 +234,7 @@ def generate_records(
                 seeds=[sample_seed(cfg.seed, ex.id, s) for s in samples],
             )
         )
-    check_context(requests, getattr(engine, "max_positions", None), engine_tokens(engine))
+    check_context(requests, getattr(engine, "max_positions", None), engine.tokens)
     total = sum(len(t[3]) for t in todo)
     bar = tqdm(total=total, desc=f"{task.name} generate", unit="sample", disable=not progress)
     pending: list[Record] = []
@@ -267,10 +260,6 @@ def generate_records(
             bar.close()
 
 
-def engine_tokens(engine):
-    return getattr(engine, "tokens", None)
-
-
 def check_context(requests: list[Request], context: int | None, tokens) -> None:
     """Fail before generating when a request cannot fit the model's context: its prompt, its
     thinking cap (when one is given) and the room the answer needs. Without a cap, thinking
@@ -279,9 +268,7 @@ def check_context(requests: list[Request], context: int | None, tokens) -> None:
         return
     for r in requests:
         b = r.budget
-        room = b.max_new_tokens(tokens) if b.max_thinking_tokens is not None else (
-            b.max_new_tokens(tokens) - b.thinking_cap + 1 if tokens.thinks else b.max_answer_tokens
-        )  # fmt: skip
+        room = b.max_new_tokens(tokens, thinking=None if b.max_thinking_tokens is not None else 1)
         if len(r.prompt_ids) + room > context:
             ex = r.key[0]
             raise ThinkscaleError(

@@ -108,7 +108,7 @@ class MultiRoundEngine:
                     st.append_thinking(kept)
                     ended[i] = stop_tok
                     if stop_tok is not None and st.waits < chunk[i][0].budget.num_ignore:
-                        st.append_wait(caps[i] - st.thinking_tokens)
+                        st.append_wait()
                         if st.thinking_tokens < caps[i]:
                             still.append(i)
                         else:

@@ -7,6 +7,7 @@ exactly the ones `generate` writes for the same settings (the last event carries
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -82,17 +83,10 @@ def stream_records(run, tokenizer) -> Iterator[StreamEvent]:
             if text.endswith("\ufffd"):  # half a character: wait for the next token
                 continue
             before = shown.get(key, "")
-            common = _common_prefix(before, text)
+            common = len(os.path.commonprefix([before, text]))
             shown[key] = text
             yield StreamEvent(item.phase, text[common:], item.forced, item.token, len(before) - common)
     finally:
         cancel.set()
         thread.join(timeout=60)
 
-
-def _common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

@@ -173,10 +173,10 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     """Fine-tune and write a normal HF checkpoint (safetensors, tokenizer, chat template) to cfg.out."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from thinkscale.models import resolve_model_path
+    from thinkscale.models import load_tokenizer, resolve_model_path
 
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
     cfg.validate(processes, launched="WORLD_SIZE" in os.environ)
@@ -188,9 +188,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         _check_out_dir(out, cfg) if main_process else latest_checkpoint(out) if cfg.resume else None
     )
     path = resolve_model_path(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(path)
     rows, report = prepare(cfg, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
 
