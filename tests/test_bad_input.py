@@ -11,6 +11,7 @@ import pytest
 from thinkscale.cli import main
 
 Q = '{"q": "1+1?", "a": "2"}\n'
+T = '{"question": "What is one plus one, in words?", "thinking": "one and one make two", "answer": "two"}\n'
 REC = {"task": "t", "id": "q0", "sample": 0, "budget": 8, "num_ignore": 0, "correct": True}
 
 
@@ -21,6 +22,28 @@ def rec(**kw) -> str:
 def gen(*extra):
     return ["generate", "--data", "{data}", "--question-field", "q", "--answer-field", "a", "--model", "{model}",
             "--out", "{out}", *extra]  # fmt: skip
+
+
+def imp(*extra):
+    return ["batch", "import", "{tmp}/o.jsonl", "--data", "{data}", "--question-field", "q", "--answer-field", "a",
+            "--tokenizer", "", "--out", "{out}", *extra]  # fmt: skip
+
+
+def out_line(custom_id: str) -> str:
+    body = {"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}]}
+    return json.dumps({"custom_id": custom_id, "response": {"body": body}}) + "\n"
+
+
+def data(stage, *extra, data="{tmp}/t.jsonl", out="{tmp}/cur"):
+    return ["data", stage, "--data", data, "--out", out, *extra]
+
+
+def sft(*extra):
+    return ["train", "sft", "--data", "{tmp}/t.jsonl", "--model", "{model}", "--out", "{tmp}/sft", *extra]
+
+
+def dot_train(*extra):
+    return ["dot", "train", "--out", "{tmp}/dot", *extra]
 
 
 CASES = [
@@ -85,12 +108,38 @@ CASES = [
     ("config unknown field", gen("--config", "{tmp}/c.yaml"), {"c.yaml": "colour: red\n"}, "unknown field(s) colour"),
     ("config bad value", gen("--config", "{tmp}/c.yaml"), {"c.yaml": "batch_size: many\n"}, "field 'batch_size'"),
     ("dot eval steps 0", ["dot", "eval", "--model", "{tmp}/no-model", "--steps", "0", "--out", "{tmp}/dot"], {}, "--steps must be in 1..256"),
+    ("batch import sample outside n", imp("--n", "2"), {"o.jsonl": out_line("q-1-rep-2")}, "o.jsonl:1: field 'custom_id': sample 2 of q-1 is outside --n 2"),
+    ("batch import duplicate custom_id", imp(), {"o.jsonl": out_line("q-1-rep-0") + out_line("q-1-rep-0")}, "o.jsonl:2: field 'custom_id': q-1-rep-0 also on line 1"),
+    ("batch import n 0", imp("--n", "0"), {"o.jsonl": out_line("q-1-rep-0")}, "--n must be >= 1"),
+    ("data malformed eval-tasks file", data("decontaminate", "--eval-tasks", "{tmp}/ev.jsonl"), {"ev.jsonl": Q + "{oops\n"}, "ev.jsonl:2: malformed JSON"),
+    ("data eval-tasks missing", data("decontaminate", "--eval-tasks", "{tmp}/ev.jsonl"), {}, "ev.jsonl: file not found"),
+    ("data unknown eval task", data("decontaminate", "--eval-tasks", "aime"), {}, "unknown eval task 'aime'"),
+    ("data ngram 0", data("decontaminate", "--ngram", "0"), {}, "--ngram must be >= 1"),
+    ("data validate no valid trace", data("validate"), {"t.jsonl": "not json\n"}, "no valid traces"),
+    ("data validate missing", data("validate", data="{tmp}/none.jsonl"), {}, "none.jsonl: file not found"),
+    ("data curate unknown stage", data("curate", "--stages", "quality,shuffle"), {}, "unknown stage(s) shuffle"),
+    ("data workers 0", data("curate", "--workers", "0"), {}, "--workers must be >= 1 (or -1: all)"),
+    ("data difficulty batch 0", data("difficulty", "--batch-size", "0"), {}, "--batch-size must be >= 1"),
+    ("data limit 0", data("validate", "--limit", "0"), {}, "--limit must be >= 1"),
+    ("data existing out keeps no stages", data("validate", data="{tmp}/none.jsonl", out="{tmp}"), {}, "none.jsonl: file not found"),
+    ("train sft micro-batch 0", sft("--micro-batch-size", "0"), {}, "--micro-batch-size must be >= 1"),
+    ("train sft batch 0", sft("--batch-size", "0"), {}, "--batch-size must be >= 1"),
+    ("train sft batch not a multiple", sft("--batch-size", "6", "--micro-batch-size", "4"), {}, "not a multiple of --micro-batch-size 4"),
+    ("train sft warmup 1", sft("--warmup", "1"), {}, "--warmup must be in [0, 1)"),
+    ("train sft max-length 4", sft("--max-length", "4"), {}, "--max-length must be >= 8"),
+    ("train sft save-steps 0", sft("--save-steps", "0"), {}, "--save-steps must be >= 1"),
+    ("train sft limit 0", sft("--limit", "0"), {}, "--limit must be >= 1"),
+    ("dot train batch 0", dot_train("--batch-size", "0"), {}, "--batch-size must be >= 1"),
+    ("dot train heads", dot_train("--heads", "3"), {}, "not a multiple of --heads 3"),
+    ("dot train seconds negative", dot_train("--train-seconds", "-1"), {}, "--train-seconds must be positive"),
+    ("dot train layers 0", dot_train("--layers", "0"), {}, "--layers must be >= 1"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name,argv,files,message", CASES, ids=[c[0] for c in CASES])
 def test_hostile_input(tmp_path, capsys, tiny_checkpoint, name, argv, files, message):
     (tmp_path / "q.jsonl").write_text(Q)
+    (tmp_path / "t.jsonl").write_text(T)
     for fname, text in files.items():
         (tmp_path / fname).write_bytes(text if isinstance(text, bytes) else text.encode())
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

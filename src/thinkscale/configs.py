@@ -48,6 +48,22 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def check_at_least(cfg: Any, minimum: float, *names: str) -> None:
+    """Counts and sizes named by field: each must be >= minimum (None = unset, allowed)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < minimum:
+            raise ThinkscaleError(f"{flag_name(name)} must be >= {minimum}, got {value}")
+
+
+def check_between(cfg: Any, low: float, high: float, *names: str) -> None:
+    """Ratios and probabilities named by field: each must lie in [low, high]."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not low <= value <= high:
+            raise ThinkscaleError(f"{flag_name(name)} must be in [{low}, {high}], got {value}")
+
+
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
 

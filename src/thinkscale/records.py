@@ -74,6 +74,12 @@ def record_key(rec: Record) -> tuple:
     )
 
 
+def record_name(rec: Record) -> str:
+    """How messages name one record: task/id, sample, budget, Waits."""
+    task, ex_id, sample, budget, num_ignore = record_key(rec)
+    return f"{task}/{ex_id} sample {sample} budget {budget} num_ignore {num_ignore}"
+
+
 # -- validation of what is read back ----------------------------------------------------------
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)

@@ -101,3 +101,12 @@ def test_pool_timeout_marks_items_wrong_and_never_hangs():
     assert time.time() - start < 30
     with GradingPool(workers=1, timeout=30) as pool:  # and the same items grade fine with time
         assert pool.grade(items) == [True, True, True, True]
+
+
+def test_a_hung_item_is_logged_by_id_in_one_line_and_counted_wrong(capsys):
+    # a worker that has not even started within the timeout stands in for math-verify hanging
+    with GradingPool(workers=1, timeout=0.001) as pool:
+        got = pool.grade([("math", "\\frac{1}{2}", "0.5")], ids=["gsm8k/q7 sample 0"])
+    assert got == [False]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gsm8k/q7 sample 0" in err[0] and "timed out" in err[0], err

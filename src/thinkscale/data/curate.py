@@ -99,7 +99,17 @@ def curate(cfg: CurateConfig, progress: bool = True) -> dict:
     """Run the pipeline; returns the funnel (also written to `out/funnel.json`)."""
     cfg.validate()
     out = Path(cfg.out)
+    created = [p for p in (out, out / "stages") if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _curate(cfg, out, progress)
+    except ThinkscaleError:
+        if created and not list(out.glob("stages/*/done.json")):
+            shutil.rmtree(created[0], ignore_errors=True)  # bad input leaves no folder behind
+        raise
+
+
+def _curate(cfg: CurateConfig, out: Path, progress: bool) -> dict:
     say = print if progress else (lambda *a, **k: None)
     plan = ["validate", *cfg.stages]
     funnel: list[dict] = []

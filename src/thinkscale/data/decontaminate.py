@@ -50,7 +50,9 @@ class DecontaminateConfig:
         if not self.eval_tasks:
             raise ThinkscaleError("--eval-tasks: give at least one evaluation task")
         for name in self.eval_tasks:
-            eval_task(name)  # fails early on an unknown name
+            task = eval_task(name)  # fails early on an unknown name
+            if Path(name).suffix in (".jsonl", ".parquet"):
+                task.load()  # and on a malformed file, before any stage folder exists
 
 
 def eval_task(name: str):

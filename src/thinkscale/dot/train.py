@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least, check_between
 from thinkscale.dot.data import DotExample, check_task, load_task
 from thinkscale.dot.model import (
     DotMeta,
@@ -87,8 +88,19 @@ class DotTrainConfig:
             raise ThinkscaleError(f"--tokenizer must be auto, word or bpe, got '{self.tokenizer}'")
         if self.max_steps <= 0 and not self.train_seconds:
             raise ThinkscaleError("--max-steps must be positive (or give --train-seconds)")
-        if self.batch_size <= 0 or self.learning_rate <= 0 or self.train_size <= 0:
-            raise ThinkscaleError("--batch-size, --learning-rate and --train-size must be positive")
+        if self.learning_rate <= 0:
+            raise ThinkscaleError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.train_seconds is not None and self.train_seconds <= 0:
+            raise ThinkscaleError(f"--train-seconds must be positive, got {self.train_seconds}")
+        check_at_least(self, 1, "batch_size", "train_size", "hidden_size", "layers", "heads",
+                       "intermediate_size", "max_length", "save_steps", "logging_steps", "threads")  # fmt: skip
+        check_at_least(self, 16, "vocab_size")
+        check_at_least(self, 0, "weight_decay")
+        check_between(self, 0, 1, "warmup")
+        if self.hidden_size % self.heads:
+            raise ThinkscaleError(
+                f"--hidden-size {self.hidden_size} is not a multiple of --heads {self.heads}"
+            )
         if self.prefix_unit not in ("thought", "token"):
             raise ThinkscaleError(f"--prefix-unit must be thought or token, got '{self.prefix_unit}'")
         if not 0 <= self.prefix_prob <= 1:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.eval.metrics import run_metrics, scaling_metrics
-from thinkscale.records import load_records, write_json_atomic
+from thinkscale.records import load_records, record_name, write_json_atomic
 from thinkscale.tasks.extract import extract_for
 from thinkscale.tasks.grading import GradingPool
 
@@ -37,7 +37,8 @@ def _fill_missing(records: list[dict], pool: GradingPool) -> None:
                 )
             todo.append(r)
     gold = lambda g: g if isinstance(g, list) else str(g)  # noqa: E731 (a list: accepted answers)
-    verdicts = pool.grade([(r["grader"], r["pred"], gold(r["gold"])) for r in todo])
+    verdicts = pool.grade([(r["grader"], r["pred"], gold(r["gold"])) for r in todo],
+                         [record_name(r) for r in todo])
     for r, ok in zip(todo, verdicts):
         r["correct"] = ok
 

@@ -20,7 +20,13 @@ from thinkscale.configs import option
 from thinkscale.formats import FORMATS, get_format
 from thinkscale.infer.generate import TaskSource
 from thinkscale.models import DEFAULT_MODEL
-from thinkscale.records import RecordWriter, make_record, read_jsonl, write_jsonl_atomic
+from thinkscale.records import (
+    RecordWriter,
+    make_record,
+    read_jsonl,
+    record_name,
+    write_jsonl_atomic,
+)
 from thinkscale.tasks.grading import GradingPool
 
 
@@ -40,6 +46,8 @@ class BatchImportConfig(TaskSource):
     format: str = option("s1", choices=lambda: FORMATS)
     out: str | None = option(None, help="results JSONL (appended)")
     tokenizer: str = option(DEFAULT_MODEL, help="model name or dir whose tokenizer counts tokens ('' = none)")
+    n: int | None = option(None, help="samples per question the batch was exported with: a "
+                           "custom_id whose sample index is outside it is an error")
 
 
 def export_batch(cfg: BatchExportConfig) -> int:
@@ -112,6 +120,8 @@ def _parse_output(path: Path) -> tuple[list[tuple[str, int, str, str | None, int
 def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     """Append graded records for the good lines; return (records written, failed lines)."""
     cfg.check_source()
+    if cfg.n is not None and cfg.n < 1:
+        raise ThinkscaleError(f"--n must be >= 1, got {cfg.n}")
     fmt = get_format(cfg.format)
     path, out, task = Path(cfg.file), Path(cfg.out), cfg.build_task()
     tokenizer = None
@@ -125,9 +135,16 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     if not good:
         raise ThinkscaleError(f"{path}: no usable line ({len(failed)} failed)")
     examples = {ex.id: ex for ex in task.load()}
-    for ex_id, _, _, _, lineno in good:
+    seen: dict[tuple[str, int], int] = {}
+    for ex_id, sample, _, _, lineno in good:
+        where = f"{path}:{lineno}: field 'custom_id'"
         if ex_id not in examples:
-            raise ThinkscaleError(f"{path}:{lineno}: field 'custom_id': ids not in task '{task.name}': {ex_id}")
+            raise ThinkscaleError(f"{where}: ids not in task '{task.name}': {ex_id}")
+        if cfg.n is not None and sample >= cfg.n:
+            raise ThinkscaleError(f"{where}: sample {sample} of {ex_id} is outside --n {cfg.n} (0..{cfg.n - 1})")
+        if (ex_id, sample) in seen:
+            raise ThinkscaleError(f"{where}: {ex_id}-rep-{sample} also on line {seen[ex_id, sample]}")
+        seen[ex_id, sample] = lineno
 
     def count(text: str) -> int | None:
         return (
@@ -147,7 +164,8 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
             finish_reason=finish_reason, grader=task.grader, format=fmt.name, source_file=str(path),
         ))  # fmt: skip
     with GradingPool(workers=1) as pool:
-        verdicts = pool.grade([(task.grader, r["pred"], r["gold"]) for r in records])
+        verdicts = pool.grade([(task.grader, r["pred"], r["gold"]) for r in records],
+                              [record_name(r) for r in records])
     with RecordWriter(out) as writer:
         before = len(writer.done)
         for rec, ok in zip(records, verdicts):

@@ -24,7 +24,14 @@ from thinkscale.formats import FORMATS, get_format
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
 from thinkscale.models import DEFAULT_MODEL
-from thinkscale.records import SETTINGS, Record, RecordWriter, check_settings, make_record
+from thinkscale.records import (
+    SETTINGS,
+    Record,
+    RecordWriter,
+    check_settings,
+    make_record,
+    record_name,
+)
 from thinkscale.tasks import TASKS, Example, FileTask, Task, get_task
 from thinkscale.tasks.grading import GRADERS, GradingPool
 
@@ -242,7 +249,8 @@ def generate_records(
 
         def graded() -> list[Record]:
             gradable = [r for r in pending if r["gold"] is not None]
-            verdicts = grader.grade([(task.grader, r["pred"], r["gold"]) for r in gradable])
+            verdicts = grader.grade([(task.grader, r["pred"], r["gold"]) for r in gradable],
+                                    [record_name(r) for r in gradable])
             for rec, ok in zip(gradable, verdicts):
                 rec["correct"] = ok
             out = list(pending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 GradeFn = Callable[[str | None, str], bool]
@@ -97,7 +98,10 @@ class GradingPool:
             )
         return self._pool
 
-    def grade(self, items: Sequence[tuple[str, str | None, Gold]]) -> list[bool]:
+    def grade(
+        self, items: Sequence[tuple[str, str | None, Gold]], ids: Sequence[str] | None = None
+    ) -> list[bool]:
+        """`ids` name the items in the one line logged for an item that hangs or crashes."""
         results: list[bool] = [False] * len(items)
         pending: list[int] = []
         for i, (kind, pred, gold) in enumerate(items):
@@ -114,8 +118,11 @@ class GradingPool:
             for pos, (i, fut) in enumerate(futures):
                 try:
                     results[i] = bool(fut.result(timeout=self.timeout))
-                except (cf.TimeoutError, cf.process.BrokenProcessPool):
+                except (cf.TimeoutError, cf.process.BrokenProcessPool) as e:
                     results[i] = False  # a hung or crashed item counts as wrong
+                    what = f"timed out after {self.timeout:g}s" if isinstance(e, cf.TimeoutError) else "crashed the grader"
+                    name = ids[i] if ids is not None else f"item {i}"
+                    print(f"warning: grading {name}: {what}; counted wrong", file=sys.stderr)
                     self._restart()
                     pending = [j for j, _ in futures[pos + 1 :]]  # resubmit the rest
                     break

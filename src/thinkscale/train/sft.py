@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least, check_between
 from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import get_format
 from thinkscale.models import DEFAULT_MODEL
@@ -69,8 +70,13 @@ class SFTRunConfig:
                 "thinkscale.train sft ...` or `accelerate launch --config_file configs/accelerate/... "
                 "-m thinkscale.train sft ...`"
             )
-        if self.max_length < 8:
-            raise ThinkscaleError(f"--max-length must be >= 8, got {self.max_length}")
+        check_at_least(self, 8, "max_length")
+        check_at_least(self, 1, "batch_size", "micro_batch_size", "limit", "save_steps", "logging_steps")
+        check_between(self, 0, 1, "max_truncated_share")
+        check_at_least(self, 0, "weight_decay")
+        for name in ("warmup", "adam_beta1", "adam_beta2"):  # warmup: TRL reads >= 1 as steps
+            if not 0 <= getattr(self, name) < 1:
+                raise ThinkscaleError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
         if self.batch_size % (self.micro_batch_size * processes):
             raise ThinkscaleError(
                 f"--batch-size {self.batch_size} is not a multiple of --micro-batch-size {self.micro_batch_size}"
