@@ -24,10 +24,11 @@ class Parser(argparse.ArgumentParser):
 
 GENERATION_GROUPS = {
     "data (one of --task or --data)": ("task", "data", "question_field", "answer_field", "id_field",
-                                       "grader", "limit"),
+                                       "grader", "choices_field", "shuffle_choices", "source_field",
+                                       "source_filter", "split", "limit"),
     "budget forcing": ("budgets", "num_ignores", "min_thinking", "max_answer_tokens", "max_total_tokens",
                        "wait", "forcing"),
-    "model and sampling": ("model", "format", "engine", "n", "temperature", "top_p", "top_k", "seed",
+    "model and sampling": ("model", "format", "think_start", "think_end", "answer_prefix", "engine", "n", "temperature", "top_p", "top_k", "seed",
                            "batch_size", "dtype"),
 }  # fmt: skip
 
@@ -60,6 +61,14 @@ def cmd_sweep(args) -> None:
 def cmd_eval(args) -> None:
     from thinkscale.eval.evaluate import evaluate_path, summary_table
 
+    if args.judge:
+        from thinkscale.eval.evaluate import results_path
+        from thinkscale.infer.judge import judge_results
+
+        if args.judge_batch_size < 1:
+            raise ThinkscaleError(f"--judge-batch-size must be >= 1, got {args.judge_batch_size}")
+        asked = judge_results(results_path(args.results), args.judge, batch_size=args.judge_batch_size)
+        print(f"judge {args.judge}: {asked} answers judged")
     metrics, out = evaluate_path(args.results, args.out)
     print(summary_table(metrics))
     print(f"wrote {out}")
@@ -340,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("results", help="results.jsonl or a run directory")
     e.add_argument("--out", help="default: metrics.json beside the results")
+    e.add_argument("--judge", metavar="MODEL", help="also ask this local model (embedded name or checkpoint "
+                   "dir, greedy) whether each prediction matches the gold: judge_correct is recorded beside "
+                   "correct, metrics add judge accuracy and agreement")  # fmt: skip
+    e.add_argument("--judge-batch-size", type=int, default=16, help="rows the judge decodes together (default: 16)")
     e.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("report", help="scaling.png, parallel.png and report.html for a run dir")

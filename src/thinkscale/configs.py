@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, field
@@ -36,9 +37,12 @@ def option(
     factory: Callable[[], Any] | None = None,
     metavar: str | None = None,
     cli: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
-    """A config field with what its flag needs. `cli=False`: not a flag (set from Python)."""
-    md = {"help": help, "choices": choices, "type": type, "metavar": metavar, "cli": cli}
+    """A config field with what its flag needs. `cli=False`: not a flag (set from Python).
+    `aliases`: other spellings of its flag on every command."""
+    md = {"help": help, "choices": choices, "type": type, "metavar": metavar, "cli": cli,
+          "aliases": aliases}  # fmt: skip
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -134,6 +138,10 @@ def add_flags(
             where.add_argument(flag_name(name), dest=name, default=default, help=text,
                                action=argparse.BooleanOptionalAction)  # fmt: skip
             continue
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and typing.get_origin(
+            inner := next(t for t in typing.get_args(kind) if t is not type(None))
+        ) is list:
+            kind = inner  # list[X] | None: a list flag whose default is None
         is_list = typing.get_origin(kind) is list
         base = typing.get_args(kind)[0] if is_list else kind
         base = next((t for t in typing.get_args(base) if t is not type(None)), base)  # X | None
@@ -156,7 +164,7 @@ def add_flags(
                 kw["help"] += f"; from: {', '.join(map(str, choices))}"
         else:
             kw.update(type=parse, choices=choices)
-        where.add_argument(flag_name(name), *aliases.get(name, []), **kw)
+        where.add_argument(flag_name(name), *md.get("aliases", ()), *aliases.get(name, []), **kw)
 
 
 def flatten(value: Any) -> Any:

@@ -6,13 +6,17 @@ and what is forced before the answer when thinking is cut. It imports no stage.
 - s1:    <|im_start|>think\\n{thinking}\\n<|im_start|>answer\\nAnswer: {answer}
 - r1:    <think>\\n{thinking}\\n</think>\\n\\n{answer}
 - plain: {answer}   (no thinking phase)
+- custom: {think_start}{thinking}\n{think_end}\n{answer_prefix}{answer}, the delimiters given by
+  the user (`--think-start '<reasoning>' --think-end '</reasoning>'`) for models trained elsewhere
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import option
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,14 @@ class ThinkFormat:
     @property
     def thinks(self) -> bool:
         return bool(self.think_end)
+
+    @property
+    def label(self) -> str:
+        """What records store as `format`: the name, and a custom format's delimiters (resuming
+        with other delimiters is another experiment)."""
+        if self.name != CUSTOM:
+            return self.name
+        return f"{CUSTOM} {json.dumps([self.think_start, self.think_end, self.answer_prefix])}"
 
     def render_prompt(self, tokenizer, question: str, system: str | None = None) -> str:
         """The full prompt text: chat template with the generation prompt, then the think start."""
@@ -97,10 +109,51 @@ FORMATS: dict[str, ThinkFormat] = {
 }
 
 
-def get_format(name: str) -> ThinkFormat:
+CUSTOM = "custom"
+FORMAT_NAMES = (*FORMATS, CUSTOM)
+
+
+def custom_format(think_start: str | None, think_end: str | None, answer_prefix: str = "") -> ThinkFormat:
+    """A think/answer layout from its delimiters (multi-token ones included)."""
+    if not think_start or not think_start.strip() or not think_end or not think_end.strip():
+        raise ThinkscaleError("--format custom needs --think-start and --think-end (non-empty text)")
+    if think_end in think_start:
+        raise ThinkscaleError(f"--think-end {think_end!r} must not occur in --think-start {think_start!r}")
+    return ThinkFormat(
+        name=CUSTOM,
+        think_start=think_start,
+        think_end=think_end,
+        answer_start=f"{think_end}\n",
+        answer_prefix=answer_prefix,
+        forced_answer_prefix=answer_prefix.rstrip() or "Final Answer:",
+    )
+
+
+def get_format(
+    name: str, think_start: str | None = None, think_end: str | None = None, answer_prefix: str = ""
+) -> ThinkFormat:
+    """A built-in format by name, or `custom` from the delimiters given."""
+    if name == CUSTOM:
+        return custom_format(think_start, think_end, answer_prefix)
+    if think_start is not None or think_end is not None:
+        raise ThinkscaleError(f"--think-start/--think-end define --format custom, not '{name}'")
     try:
         return FORMATS[name]
     except KeyError:
         raise ThinkscaleError(
-            f"unknown format '{name}' (choose from {', '.join(FORMATS)})"
+            f"unknown format '{name}' (choose from {', '.join(FORMAT_NAMES)})"
         ) from None
+
+
+@dataclass
+class FormatConfig:
+    """The format fields every command that renders prompts shares (flags: --format, ...)."""
+
+    format: str = option("s1", choices=lambda: FORMAT_NAMES,
+                         help="think/answer template; custom: give --think-start and --think-end")  # fmt: skip
+    think_start: str | None = option(None, help="--format custom: the text that opens thinking")
+    think_end: str | None = option(None, help="--format custom: the text that closes thinking")
+    answer_prefix: str = option("", help="--format custom: the text before the answer (e.g. 'Answer: ')")
+
+    def think_format(self) -> ThinkFormat:
+        return get_format(self.format, self.think_start, self.think_end, self.answer_prefix)

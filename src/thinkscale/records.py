@@ -110,6 +110,12 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "capped": (lambda v: v is None or isinstance(v, bool), "true or false"),
     "waits": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0"),
     "finish_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    # a grader's extras
+    "f1": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1),
+           "a number in [0, 1] or null"),
+    "choices": (lambda v: v is None or isinstance(v, list) and all(isinstance(x, str) for x in v),
+                "a list of strings"),
+    "judge_correct": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
 }
 
 

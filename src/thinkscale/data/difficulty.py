@@ -60,10 +60,11 @@ def solved_by(rows: list[dict], model: str, cfg: DifficultyConfig, work: Path) -
     a rerun skips questions already answered."""
     from thinkscale.infer.generate import GenerateConfig, generate_records
     from thinkscale.records import RecordWriter, load_records
-    from thinkscale.tasks import QuestionsTask, Task
+    from thinkscale.tasks import QuestionsTask
+    from thinkscale.tasks.base import INSTRUCTIONS
 
     task = QuestionsTask([r["question"] for r in rows], [str(r["answer"]) for r in rows],
-                         [r["id"] for r in rows], instruction=Task.instruction)  # fmt: skip
+                         [r["id"] for r in rows], instruction=INSTRUCTIONS["math"])  # fmt: skip
     gen = GenerateConfig(
         format=cfg.answer_format,
         budgets=[None],

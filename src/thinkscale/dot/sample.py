@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.dot.data import ANSWER_SEP
 from thinkscale.dot.model import denoise_logits, encode, separator_id, source_text
 
@@ -44,10 +45,8 @@ class SampleConfig:
             raise ThinkscaleError(f"--steps must be in 1..256, got {self.steps}")
         if self.order not in ("confidence", "random"):
             raise ThinkscaleError(f"--order must be confidence or random, got '{self.order}'")
-        if self.temperature < 0 or self.n < 1 or self.batch_size < 1 or self.block_length < 0:
-            raise ThinkscaleError("--temperature and --block-length must be >= 0, --n and --batch-size >= 1")
-        if self.max_passes < 1:
-            raise ThinkscaleError(f"--max-passes must be >= 1, got {self.max_passes}")
+        check_at_least(self, 0, "temperature", "block_length")
+        check_at_least(self, 1, "n", "batch_size", "max_passes")
 
 
 def row_seed(seed: int, key: str) -> int:

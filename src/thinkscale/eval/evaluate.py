@@ -9,7 +9,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.eval.metrics import run_metrics, scaling_metrics
 from thinkscale.records import load_records, record_name, write_json_atomic
 from thinkscale.tasks.extract import extract_for
-from thinkscale.tasks.grading import GradingPool
+from thinkscale.tasks.grading import GradingPool, qa_f1
 
 
 def results_path(path: str | Path) -> Path:
@@ -29,7 +29,9 @@ def _fill_missing(records: list[dict], pool: GradingPool) -> None:
         kind = r.get("grader") or ("numeric" if r.get("task") == "gsm8k" else "math")
         r["grader"] = kind
         if "pred" not in r:
-            r["pred"] = extract_for(kind, r.get("answer") or "")
+            r["pred"] = extract_for(kind, r.get("answer") or "", r.get("choices"))
+        if kind == "qa" and "f1" not in r and r.get("gold") is not None:
+            r["f1"] = round(qa_f1(r["pred"], r["gold"]), 4)
         if r.get("correct") is None:
             if r.get("gold") is None:
                 raise ThinkscaleError(
@@ -100,6 +102,13 @@ def summary_table(metrics: dict) -> str:
             f"{r['n']:>3} {100 * r['accuracy']:>5.1f}% {r['avg_thinking_tokens']:>7.1f} {r['avg_answer_tokens']:>6.1f} "
             f"{r['capped']:>6} {100 * r['pass@k'][n]:>6.1f}% {100 * r['maj@k'][n]:>5.1f}%"
         )
+    for r in metrics["runs"]:
+        extra = [f"EM {100 * r['em']:.1f}% F1 {100 * r['f1']:.1f}%" if "em" in r else "",
+                 f"chance {100 * r['chance']:.1f}%" if "chance" in r else "",
+                 f"judge {100 * r['judge_accuracy']:.1f}% (agrees {100 * r['judge_agreement']:.1f}%, "
+                 f"{r['judged']} judged)" if "judged" in r else ""]  # fmt: skip
+        if any(extra):
+            lines.append(f"{r['task']} budget {r['budget']}: " + ", ".join(e for e in extra if e))
     for task, t in metrics["tasks"].items():
         ctrl = "-" if t["control"] is None else f"{100 * t['control']:.0f}%"
         scal = "-" if t["scaling"] is None else f"{t['scaling']:.2f}"

@@ -100,6 +100,25 @@ def run_metrics(records: list[dict], equal: EqualFn) -> dict:
         q = len(by_q)
         m["pass@k"][str(k)], m["cov@k"][str(k)], m["maj@k"][str(k)] = p / q, c / q, v / q
     m["accuracy_by_thinking_length"] = _accuracy_by_length(records)
+    m.update(_grader_metrics(records))
+    return m
+
+
+def _grader_metrics(records: list[dict]) -> dict:
+    """What a grader adds: exact match and token F1 for short answers (fs1), the chance level
+    for multiple choice, and a judge's accuracy and its agreement with the rule-based verdict."""
+    m: dict = {}
+    if any(r.get("grader") == "qa" for r in records):
+        m["em"] = sum(bool(r.get("correct")) for r in records) / len(records)
+        m["f1"] = sum(float(r.get("f1") or 0.0) for r in records) / len(records)
+    with_choices = [r for r in records if r.get("choices")]
+    if with_choices:
+        m["chance"] = sum(1 / len(r["choices"]) for r in with_choices) / len(with_choices)
+    judged = [r for r in records if r.get("judge_correct") is not None]
+    if judged:
+        m["judged"] = len(judged)
+        m["judge_accuracy"] = sum(r["judge_correct"] for r in judged) / len(judged)
+        m["judge_agreement"] = sum(r["judge_correct"] == bool(r.get("correct")) for r in judged) / len(judged)
     return m
 
 

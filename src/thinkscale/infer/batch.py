@@ -17,7 +17,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import option
-from thinkscale.formats import FORMATS, get_format
+from thinkscale.formats import FormatConfig
 from thinkscale.infer.generate import TaskSource
 from thinkscale.models import DEFAULT_MODEL
 from thinkscale.records import (
@@ -31,8 +31,7 @@ from thinkscale.tasks.grading import GradingPool
 
 
 @dataclass
-class BatchExportConfig(TaskSource):
-    format: str = option("s1", choices=lambda: FORMATS)
+class BatchExportConfig(TaskSource, FormatConfig):
     out: str | None = option(None, help="batch requests JSONL")
     n: int = option(1, help="samples per question")
     model_name: str = option("model", help="the `model` field of each request (the server's name)")
@@ -41,9 +40,8 @@ class BatchExportConfig(TaskSource):
 
 
 @dataclass
-class BatchImportConfig(TaskSource):
+class BatchImportConfig(TaskSource, FormatConfig):
     file: str | None = option(None, help="the server's output JSONL")
-    format: str = option("s1", choices=lambda: FORMATS)
     out: str | None = option(None, help="results JSONL (appended)")
     tokenizer: str = option(DEFAULT_MODEL, help="model name or dir whose tokenizer counts tokens ('' = none)")
     n: int | None = option(None, help="samples per question the batch was exported with: a "
@@ -58,7 +56,7 @@ def export_batch(cfg: BatchExportConfig) -> int:
         raise ThinkscaleError(f"--max-tokens must be >= 1, got {cfg.max_tokens}")
     if cfg.temperature < 0:
         raise ThinkscaleError(f"--temperature must be >= 0, got {cfg.temperature}")
-    fmt = get_format(cfg.format)
+    fmt = cfg.think_format()
     task = cfg.build_task()
     examples = task.load(cfg.limit)
 
@@ -122,7 +120,7 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     cfg.check_source()
     if cfg.n is not None and cfg.n < 1:
         raise ThinkscaleError(f"--n must be >= 1, got {cfg.n}")
-    fmt = get_format(cfg.format)
+    fmt = cfg.think_format()
     path, out, task = Path(cfg.file), Path(cfg.out), cfg.build_task()
     tokenizer = None
     if cfg.tokenizer:
@@ -156,12 +154,13 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
         ex = examples[ex_id]
         thinking, answer = fmt.split(content)
         # a completion that never left thinking has no answer (s1 counts it so): nothing to grade
-        pred = task.extract(answer) if answer else None
+        pred = task.extract(answer, ex) if answer else None
         records.append(make_record(
             task=task.name, id=ex_id, sample=sample, budget=None, num_ignore=0, question=ex.question,
             gold=ex.gold, thinking=thinking, answer=answer, pred=pred, correct=None,
             thinking_tokens=count(thinking), answer_tokens=count(answer), capped=False, waits=0,
-            finish_reason=finish_reason, grader=task.grader, format=fmt.name, source_file=str(path),
+            finish_reason=finish_reason, grader=task.grader, format=fmt.label, source_file=str(path),
+            **task.extras(ex, pred),
         ))  # fmt: skip
     with GradingPool(workers=1) as pool:
         verdicts = pool.grade([(task.grader, r["pred"], r["gold"]) for r in records],

@@ -109,19 +109,17 @@ def preflight(cfg: GenerateConfig) -> str:
 
     path = str(resolve_model_path(cfg.model))
     if resolve_engine(cfg.engine) == "vllm":
-        from thinkscale.formats import get_format
         from thinkscale.infer.forcing import ForcingTokens
         from thinkscale.infer.vllm_engine import check_format
         from thinkscale.models import load_tokenizer
 
-        check_format(ForcingTokens.from_tokenizer(load_tokenizer(path), get_format(cfg.format), cfg.wait))
+        check_format(ForcingTokens.from_tokenizer(load_tokenizer(path), cfg.think_format(), cfg.wait))
     return path
 
 
 def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine, object]:
     """The engine `cfg` asks for (`engine`, `forcing`), on `model` or on `cfg.model` loaded from
     local files; returns (engine, tokenizer)."""
-    from thinkscale.formats import get_format
     from thinkscale.infer.forcing import ForcingTokens
 
     name = resolve_engine(cfg.engine)
@@ -135,7 +133,7 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
                              max_model_len=longest_cap + cfg.max_answer_tokens + 1024)  # fmt: skip
         if tokenizer is None:
             tokenizer = model.get_tokenizer()
-        tokens = ForcingTokens.from_tokenizer(tokenizer, get_format(cfg.format), wait=cfg.wait)
+        tokens = ForcingTokens.from_tokenizer(tokenizer, cfg.think_format(), wait=cfg.wait)
         engine = VLLMEngine(model, tokens)
         if cfg.forcing == "multi-round":
             from thinkscale.infer.multiround import MultiRoundEngine
@@ -148,7 +146,7 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
     elif tokenizer is None:
         raise ThinkscaleError("a model given as an object needs its tokenizer too")
-    tokens = ForcingTokens.from_tokenizer(tokenizer, get_format(cfg.format), wait=cfg.wait)
+    tokens = ForcingTokens.from_tokenizer(tokenizer, cfg.think_format(), wait=cfg.wait)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if cfg.forcing == "multi-round":
         from thinkscale.infer.multiround import MultiRoundEngine, hf_generate_fn

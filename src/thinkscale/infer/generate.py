@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import option
-from thinkscale.formats import FORMATS, get_format
+from thinkscale.formats import FormatConfig
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
 from thinkscale.models import DEFAULT_MODEL
@@ -32,7 +32,7 @@ from thinkscale.records import (
     make_record,
     record_name,
 )
-from thinkscale.tasks import TASKS, Example, FileTask, Task, get_task
+from thinkscale.tasks import TASK_SIZES, TASKS, Example, FileTask, Task, get_task
 from thinkscale.tasks.grading import GRADERS, GradingPool
 
 
@@ -52,33 +52,61 @@ def parse_budget(text: str) -> int | None:
 class TaskSource:
     """Which questions: a built-in task, or a user file with its field names."""
 
-    task: str | None = option(None, help="built-in benchmark (offline)", choices=lambda: TASKS)
-    data: str | None = option(None, help="a JSONL or parquet file of questions and gold answers")
+    task: str | None = option(None, choices=lambda: TASKS, help="built-in benchmark (offline; questions): "
+                              + ", ".join(f"{n} ({k:,})" for n, k in TASK_SIZES.items()))  # fmt: skip
+    data: str | None = option(None, help="a JSONL or parquet file of questions and gold answers "
+                              "(or a dataset directory, with --split)")  # fmt: skip
     question_field: str = option("question")
-    answer_field: str = option("answer")
+    answer_field: str = option("answer", help="the gold: a string, a number or a list of accepted "
+                               "answers; for choice a letter, a 0-based index or the option's text")  # fmt: skip
     id_field: str | None = option(None, help="default: the line number")
-    grader: str = option("math", help="for --data: math (math-verify) or numeric",
+    grader: str = option("math", help="for --data: math (math-verify), numeric, qa (short answers: "
+                         "normalised exact match + token F1, fs1) or choice (multiple choice)",
                          choices=lambda: GRADERS)  # fmt: skip
-    limit: int | None = option(None, help="first N questions only")
+    choices_field: str | None = option(None, help="for --grader choice: the options (a list, a dict "
+                                       "A-D, or 'A) .. B) ..'); default: parsed from the question")  # fmt: skip
+    shuffle_choices: bool = option(False, help="permute each question's options with --seed (recorded as choice_order)")
+    source_field: str | None = option(None, help="the field naming each row's source (kept in records); "
+                                      "default 'source' with --source-filter")  # fmt: skip
+    source_filter: list[str] | None = option(None, help="keep only rows whose source is one of these (fs1)")
+    split: str | None = option(None, help="for a dataset directory: the split to read")
+    limit: int | None = option(None, help="first N questions only", aliases=("--max-examples",))
 
     def check_source(self) -> None:
         if (self.task is None) == (self.data is None):
             raise ThinkscaleError("give exactly one of --task or --data")
         if self.limit is not None and self.limit < 1:
             raise ThinkscaleError(f"--limit must be >= 1, got {self.limit}")
-        if self.data is not None and Path(self.data).is_dir():
-            raise ThinkscaleError(f"{self.data}: is a directory; --data takes a JSONL or parquet file")
+        if self.data is not None and Path(self.data).is_dir() and self.split is None:
+            raise ThinkscaleError(f"{self.data}: is a directory; --data takes a JSONL or parquet file "
+                                  "(or a dataset directory with --split)")  # fmt: skip
+        if self.task is not None and (self.choices_field or self.split):
+            raise ThinkscaleError("--choices-field and --split apply to --data files")
+        if self.choices_field and self.grader != "choice":
+            raise ThinkscaleError("--choices-field needs --grader choice")
 
     def build_task(self) -> Task:
         if self.data:
             return FileTask(
-                self.data, self.question_field, self.answer_field, self.id_field, grader=self.grader
-            )
-        return get_task(self.task)
+                self.data, self.question_field, self.answer_field, self.id_field, grader=self.grader,
+                choices_field=self.choices_field, shuffle_choices=self.shuffle_choices,
+                seed=getattr(self, "seed", 0), source_field=self.source_field,
+                source_filter=self.source_filter, split=self.split,
+            )  # fmt: skip
+        task = get_task(self.task)
+        if self.source_filter:
+            if not getattr(task, "source_field", None):
+                raise ThinkscaleError(f"--source-filter: task '{self.task}' has no sources")
+            task.source_filter = self.source_filter
+        if self.shuffle_choices:
+            if task.grader != "choice":
+                raise ThinkscaleError(f"--shuffle-choices: task '{self.task}' is not multiple choice")
+            task.shuffle_choices, task.seed = True, getattr(self, "seed", 0)
+        return task
 
 
 @dataclass
-class GenerateConfig(TaskSource):
+class GenerateConfig(TaskSource, FormatConfig):
     """What to generate. CLI flags mirror these fields."""
 
     n: int = option(1, help="samples per question")
@@ -94,7 +122,6 @@ class GenerateConfig(TaskSource):
     forcing: str = option("single-pass", choices=FORCINGS,
                           help="single-pass: forcing inside one decode loop; multi-round: s1's repeated generate calls")  # fmt: skip
     model: str = option(DEFAULT_MODEL, help="embedded model name or a local HF checkpoint dir")
-    format: str = option("s1", choices=lambda: FORMATS, help="think/answer template")
     engine: str = option("hf", choices=ENGINES,
                          help="hf: transformers; vllm: vLLM (make install ENGINE=vllm); auto: vLLM if installed")  # fmt: skip
     temperature: float = option(0.0, help="0 = greedy")
@@ -158,10 +185,11 @@ class GenerateConfig(TaskSource):
             raise ThinkscaleError("--wait must be a non-empty text")
         if self.dtype not in ("float32", "bfloat16"):
             raise ThinkscaleError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
-        get_format(self.format)
+        self.think_format()
 
     def settings(self) -> dict:
-        return {k: getattr(self, k) for k in SETTINGS}
+        """SETTINGS' values; `format` as records store it (a custom one with its delimiters)."""
+        return {k: self.think_format().label if k == "format" else getattr(self, k) for k in SETTINGS}
 
 
 def load_examples(task: Task, limit: int | None) -> list[Example]:
@@ -228,7 +256,7 @@ def generate_records(
     from thinkscale.infer.engines import make_engine
 
     engine, tokenizer = make_engine(cfg, model, tokenizer)
-    fmt = get_format(cfg.format)
+    fmt = cfg.think_format()
     requests = []
     for ex, budget, ni, samples in todo:
         prompt = fmt.render_prompt(tokenizer, task.prompt(ex))
@@ -329,11 +357,12 @@ def to_record(fin: Finished, task: Task, fmt, tokenizer, cfg: GenerateConfig) ->
     st = fin.state
     text = tokenizer.decode(st.generated, skip_special_tokens=False)
     thinking, answer = fmt.split(text)
+    pred = task.extract(answer, ex)
     return make_record(
         task=task.name, id=ex.id, sample=fin.sample, budget=budget, num_ignore=num_ignore,
         question=ex.question, gold=ex.gold, thinking=thinking, answer=answer,
-        pred=task.extract(answer), correct=None, thinking_tokens=st.thinking_tokens,
+        pred=pred, correct=None, thinking_tokens=st.thinking_tokens,
         answer_tokens=st.answer_tokens, capped=st.capped, waits=st.waits,
-        finish_reason=st.finish_reason, grader=task.grader, format=fmt.name,
+        finish_reason=st.finish_reason, grader=task.grader, format=fmt.label, **task.extras(ex, pred),
         **{k: v for k, v in cfg.settings().items() if k != "format"},
     )  # fmt: skip

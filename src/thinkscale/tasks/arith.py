@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from thinkscale.data.arith import ArithConfig, arith_traces
 from thinkscale.tasks.base import Example, Task
-from thinkscale.tasks.extract import extract_number
 
 TRAIN_CONFIG = ArithConfig()  # what `--data arith` trains on
 
@@ -31,5 +30,3 @@ class Arith(Task):
                 break
         return examples
 
-    def extract(self, answer: str) -> str | None:
-        return extract_number(answer)

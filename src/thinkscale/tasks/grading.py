@@ -9,7 +9,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import re
+import string
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 GradeFn = Callable[[str | None, str], bool]
@@ -52,7 +55,44 @@ def math_equal(pred: str | None, gold: str) -> bool:
     return pred.strip() == gold.strip()
 
 
-GRADERS: dict[str, GradeFn] = {"numeric": numeric_equal, "math": math_equal}
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+_PUNCTUATION = set(string.punctuation) | set("‘’“”–—…")
+
+
+def qa_equal(pred: str | None, gold: str) -> bool:
+    """Exact match after SQuAD normalisation (a short factual answer, fs1)."""
+    return pred is not None and normalize_answer(pred) == normalize_answer(gold) != ""
+
+
+def qa_f1(pred: str | None, gold: Gold) -> float:
+    """SQuAD token F1, best over the accepted answers."""
+    if pred is None:
+        return 0.0
+    best = 0.0
+    for g in gold if isinstance(gold, list) else [gold]:
+        p, t = normalize_answer(pred).split(), normalize_answer(str(g)).split()
+        common = sum((Counter(p) & Counter(t)).values())
+        if common:
+            precision, recall = common / len(p), common / len(t)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def choice_equal(pred: str | None, gold: str) -> bool:
+    """The chosen letter is the gold letter."""
+    return pred is not None and pred.strip().upper() == str(gold).strip().upper()
+
+
+GRADERS: dict[str, GradeFn] = {
+    "numeric": numeric_equal, "math": math_equal, "qa": qa_equal, "choice": choice_equal,
+}  # fmt: skip
+CHEAP = ("numeric", "qa", "choice")  # graded in-process: no parser that can hang
 
 Gold = str | list[str]  # a list: accepted answers (aliases); any one of them is right
 
@@ -107,7 +147,7 @@ class GradingPool:
         for i, (kind, pred, gold) in enumerate(items):
             if pred is None:
                 results[i] = False
-            elif kind == "numeric":  # cheap: no worker needed
+            elif kind in CHEAP:  # no worker needed
                 results[i] = grade(kind, pred, gold)
             else:
                 pending.append(i)
