@@ -24,6 +24,8 @@ def test_qa_sweep_with_source_filter(tmp_path, capsys, tiny_checkpoint):
     metrics = json.loads((out / "metrics.json").read_text())
     assert all({"em", "f1"} <= set(run) for run in metrics["runs"])
     assert "EM" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert "<th>em</th>" in html and "<th>f1</th>" in html and "<th>chance</th>" not in html
 
 
 def test_choice_generate_with_shuffled_options(tmp_path, tiny_checkpoint):

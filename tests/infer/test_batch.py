@@ -170,3 +170,26 @@ def test_import_checks_the_shape_of_server_lines(tmp_path, capsys, line, message
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and not results.exists()
+
+
+def test_shuffled_choices_round_trip_through_a_batch(tmp_path):
+    """Export and import with the same --seed see the same permutation, so the server's letter is
+    graded against the gold of the options it was shown."""
+    req = tmp_path / "req.jsonl"
+    assert main(["batch", "export", "--task", "mmlu-stem", "--limit", "3", "--shuffle-choices", "--seed", "5",
+                 "--out", str(req)]) == 0  # fmt: skip
+    from thinkscale.tasks import get_task
+
+    task = get_task("mmlu-stem")
+    task.shuffle_choices, task.seed = True, 5
+    golds = {e.id: e.gold for e in task.load(3)}
+    lines = [json.loads(x) for x in req.read_text().splitlines()]
+    out = tmp_path / "out.jsonl"
+    out.write_text("".join(json.dumps({"custom_id": r["custom_id"], "response": {"body": {"choices": [
+        {"message": {"content": f"<|im_start|>answer\nAnswer: {golds[r['custom_id'].rsplit('-rep-', 1)[0]]}"},
+         "finish_reason": "stop"}]}}}) + "\n" for r in lines))  # fmt: skip
+    res = tmp_path / "r.jsonl"
+    assert main(["batch", "import", str(out), "--task", "mmlu-stem", "--shuffle-choices", "--seed", "5",
+                 "--tokenizer", "", "--out", str(res)]) == 0  # fmt: skip
+    recs = [json.loads(x) for x in res.read_text().splitlines()]
+    assert len(recs) == 3 and all(r["correct"] for r in recs) and all("choice_order" in r for r in recs)

@@ -143,10 +143,13 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
                                                   "correct", "thinking_tokens")},
                         "question": str(r.get("question", "")), "thinking": str(r.get("thinking", "")),
                         "answer": str(r.get("answer", "")), "filter_key": filter_key})  # fmt: skip
+    # what a grader or a judge adds (EM/F1, chance, judge), shown where some run has it
+    extra_cols = [c for c in ("em", "f1", "chance", "judge_accuracy", "judge_agreement")
+                  if any(c in r for r in runs)]  # fmt: skip
     page = render_html(
         source=str(src),
         runs=runs,
-        run_cols=["task", "budget", "num_ignore", "questions", "n", "accuracy", "pass@n", "maj@n",
+        run_cols=["task", "budget", "num_ignore", "questions", "n", "accuracy", *extra_cols, "pass@n", "maj@n",
                   "avg_thinking_tokens", "avg_answer_tokens", "min_thinking_tokens",
                   "max_thinking_tokens", "capped", "avg_waits", "no_answer"],
         tasks=[{"task": t, **m} for t, m in metrics["tasks"].items()],

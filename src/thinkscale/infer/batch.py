@@ -37,6 +37,7 @@ class BatchExportConfig(TaskSource, FormatConfig):
     model_name: str = option("model", help="the `model` field of each request (the server's name)")
     max_tokens: int = option(4096)
     temperature: float = option(0.0)
+    seed: int = option(0, help="with --shuffle-choices: the seed of the options' permutation")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class BatchImportConfig(TaskSource, FormatConfig):
     file: str | None = option(None, help="the server's output JSONL")
     out: str | None = option(None, help="results JSONL (appended)")
     tokenizer: str = option(DEFAULT_MODEL, help="model name or dir whose tokenizer counts tokens ('' = none)")
+    seed: int = option(0, help="with --shuffle-choices: the seed the export shuffled with")
     n: int | None = option(None, help="samples per question the batch was exported with: a "
                            "custom_id whose sample index is outside it is an error")
 
