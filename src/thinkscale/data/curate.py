@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.data.decontaminate import DecontaminateConfig
 from thinkscale.data.dedup import DedupConfig
 from thinkscale.data.difficulty import DifficultyConfig
@@ -70,8 +71,7 @@ class CurateConfig:
             )
         if len(set(self.stages)) != len(self.stages):
             raise ThinkscaleError(f"--stages lists a stage twice: {','.join(self.stages)}")
-        if self.limit is not None and self.limit < 1:
-            raise ThinkscaleError(f"--limit must be >= 1, got {self.limit}")
+        check_at_least(self, 1, "limit")
         self.executor.validate()
         for stage in self.stages:
             getattr(self, stage).validate()

@@ -18,6 +18,7 @@ from datatrove.utils.hashing import HashConfig, create_hash_func
 from datatrove.utils.text import TextNormConfig, ngrams, simplify_text
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.data.documents import WhitespaceTokenizer
 
 # s1's normalisation exactly: lowercase and collapse whitespace; punctuation and numbers stay
@@ -45,8 +46,7 @@ class DecontaminateConfig:
         )
 
     def validate(self) -> None:
-        if self.ngram < 1:
-            raise ThinkscaleError(f"--ngram must be >= 1, got {self.ngram}")
+        check_at_least(self, 1, "ngram")
         if not self.eval_tasks:
             raise ThinkscaleError("--eval-tasks: give at least one evaluation task")
         for name in self.eval_tasks:

@@ -11,7 +11,7 @@ import random
 import sys
 from dataclasses import dataclass
 
-from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 
 TOP = 64
 
@@ -21,8 +21,7 @@ class SelectConfig:
     select: int = 1000  # how many to keep (seeded by the pipeline's --seed)
 
     def validate(self) -> None:
-        if self.select < 1:
-            raise ThinkscaleError(f"--select must be >= 1, got {self.select}")
+        check_at_least(self, 1, "select")
 
 
 def s1_select(

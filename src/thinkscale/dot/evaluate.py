@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
+from thinkscale.configs import check_at_least
 from thinkscale.dot.data import ANSWER_SEP, DotExample, load_task, parse_reversed_number
 from thinkscale.dot.model import load_dot
 from thinkscale.dot.sample import SampleConfig, ar_generate, sample_dot
@@ -77,8 +78,7 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
         raise ThinkscaleError("give at least one --steps value")
     for steps in cfg.steps:  # every setting is checked before the model loads
         _sample_config(cfg, steps).validate()
-    if cfg.limit is not None and cfg.limit < 1:
-        raise ThinkscaleError(f"--limit must be >= 1, got {cfg.limit}")
+    check_at_least(cfg, 1, "limit")
     model, tokenizer, meta = load_dot(cfg.model)
     task = cfg.task or meta.task
     examples = load_task(task, "test", cfg.limit)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
-from thinkscale.configs import option
+from thinkscale.configs import check_at_least, option
 from thinkscale.formats import FormatConfig
 from thinkscale.infer.generate import TaskSource
 from thinkscale.models import DEFAULT_MODEL
@@ -52,12 +52,8 @@ class BatchImportConfig(TaskSource, FormatConfig):
 
 def export_batch(cfg: BatchExportConfig) -> int:
     cfg.check_source()
-    if cfg.n < 1:
-        raise ThinkscaleError(f"--n must be >= 1, got {cfg.n}")
-    if cfg.max_tokens < 1:
-        raise ThinkscaleError(f"--max-tokens must be >= 1, got {cfg.max_tokens}")
-    if cfg.temperature < 0:
-        raise ThinkscaleError(f"--temperature must be >= 0, got {cfg.temperature}")
+    check_at_least(cfg, 1, "n", "max_tokens")
+    check_at_least(cfg, 0, "temperature")
     fmt = cfg.think_format()
     task = cfg.build_task()
     examples = task.load(cfg.limit)
@@ -120,8 +116,7 @@ def _parse_output(path: Path) -> tuple[list[tuple[str, int, str, str | None, int
 def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     """Append graded records for the good lines; return (records written, failed lines)."""
     cfg.check_source()
-    if cfg.n is not None and cfg.n < 1:
-        raise ThinkscaleError(f"--n must be >= 1, got {cfg.n}")
+    check_at_least(cfg, 1, "n")
     fmt = cfg.think_format()
     path, out, task = Path(cfg.file), Path(cfg.out), cfg.build_task()
     tokenizer = None

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
-from thinkscale.configs import option
+from thinkscale.configs import check_at_least, option
 from thinkscale.formats import FormatConfig
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
@@ -75,8 +75,7 @@ class TaskSource:
     def check_source(self) -> None:
         if (self.task is None) == (self.data is None):
             raise ThinkscaleError("give exactly one of --task or --data")
-        if self.limit is not None and self.limit < 1:
-            raise ThinkscaleError(f"--limit must be >= 1, got {self.limit}")
+        check_at_least(self, 1, "limit")
         if self.data is not None and Path(self.data).is_dir() and self.split is None:
             raise ThinkscaleError(f"{self.data}: is a directory; --data takes a JSONL or parquet file "
                                   "(or a dataset directory with --split)")  # fmt: skip
@@ -157,13 +156,8 @@ class GenerateConfig(TaskSource, FormatConfig):
         for _, k in self.grid():
             if k < 0:
                 raise ThinkscaleError(f"--num-ignore must be >= 0, got {k}")
-        for name in ("n", "batch_size", "max_answer_tokens", "max_total_tokens"):
-            if getattr(self, name) < 1:
-                raise ThinkscaleError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.min_thinking < 0:
-            raise ThinkscaleError(f"--min-thinking must be >= 0, got {self.min_thinking}")
-        if self.temperature < 0:
-            raise ThinkscaleError(f"--temperature must be >= 0, got {self.temperature}")
+        check_at_least(self, 1, "n", "batch_size", "max_answer_tokens", "max_total_tokens")
+        check_at_least(self, 0, "min_thinking", "temperature")
         if not 0 < self.top_p <= 1:
             raise ThinkscaleError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:

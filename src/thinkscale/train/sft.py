@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
-from thinkscale.configs import check_at_least, check_between
+from thinkscale.configs import check_at_least, check_between, flag_name
 from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import get_format
 from thinkscale.models import DEFAULT_MODEL
@@ -76,7 +76,7 @@ class SFTRunConfig:
         check_at_least(self, 0, "weight_decay")
         for name in ("warmup", "adam_beta1", "adam_beta2"):  # warmup: TRL reads >= 1 as steps
             if not 0 <= getattr(self, name) < 1:
-                raise ThinkscaleError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+                raise ThinkscaleError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
         if self.batch_size % (self.micro_batch_size * processes):
             raise ThinkscaleError(
                 f"--batch-size {self.batch_size} is not a multiple of --micro-batch-size {self.micro_batch_size}"
