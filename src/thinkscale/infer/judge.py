@@ -57,7 +57,7 @@ def judge_results(
     for v in load_records(log_path):
         if v.get("judge_model") == judge_model:
             verdicts[tuple(v["record_key"])] = v["judge_correct"]
-    todo = [r for r in records if _key(r) not in verdicts and r.get("pred") is not None]
+    todo = [r for r in records if record_key(r) not in verdicts and r.get("pred") is not None]
     asked = 0
     if todo:
         ids = [f"judge-{i}" for i in range(len(todo))]
@@ -67,21 +67,17 @@ def judge_results(
                              temperature=0.0, batch_size=batch_size)  # fmt: skip
         with RecordWriter(log_path) as log:
             for out in generate_records(cfg, task, model=model, tokenizer=tokenizer, progress=progress):
-                rec = by_id[out["id"]]
-                verdict = parse_verdict(out["answer"])
-                verdicts[_key(rec)] = verdict
-                log.write({"task": "judge", "id": f"{judge_model} {json.dumps(_key(rec))}", "record_key": list(_key(rec)),
+                key = record_key(by_id[out["id"]])
+                verdicts[key] = verdict = parse_verdict(out["answer"])
+                log.write({"task": "judge", "id": f"{judge_model} {json.dumps(key)}", "record_key": list(key),
                            "judge_model": judge_model, "judge_correct": verdict, "reply": out["answer"]})  # fmt: skip
                 asked += 1
     judged = []
     for r in records:
         r = dict(r)
-        r["judge_correct"] = verdicts.get(_key(r), False) if r.get("pred") is not None else False
+        r["judge_correct"] = verdicts[record_key(r)] if r.get("pred") is not None else False
         r["judge_model"] = judge_model
         judged.append(r)
     write_jsonl_atomic(results, judged)
     return asked
 
-
-def _key(rec: Record) -> tuple:
-    return tuple(record_key(rec))

@@ -7,7 +7,7 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.models import package_dir
 from thinkscale.tasks.base import Example, Task, read_jsonl
-from thinkscale.tasks.choice import gold_letter, options_from, shuffle
+from thinkscale.tasks.choice import attach_options, gold_letter, options_from
 from thinkscale.tasks.extract import gsm8k_gold, last_boxed, normalize_number
 
 
@@ -101,10 +101,8 @@ class _MultipleChoice(Task):
     seed = 0
 
     def _example(self, ex_id: str, question: str, options: list[str], gold: str, meta: dict) -> Example:
-        if self.shuffle_choices:
-            options, order, gold = shuffle(options, gold, self.seed, ex_id)
-            meta["choice_order"] = order
-        return Example(ex_id, question, gold, {**meta, "choices": options})
+        gold = attach_options(meta, options, gold, self.shuffle_choices, self.seed, ex_id)
+        return Example(ex_id, question, gold, meta)
 
 
 class MMLUStem(_MultipleChoice):

@@ -103,6 +103,15 @@ def shuffle(options: list[str], gold: str, seed: int, key: str) -> tuple[list[st
     return [options[i] for i in order], order, new_gold
 
 
+def attach_options(meta: dict, options: list[str], gold: str, shuffled: bool, seed: int, key: str) -> str:
+    """Put the options shown into `meta` (permuted by (seed, key) when `shuffled`, with the
+    permutation as `choice_order`); returns the gold letter among them."""
+    if shuffled:
+        options, meta["choice_order"], gold = shuffle(options, gold, seed, key)
+    meta["choices"] = options
+    return gold
+
+
 def render(question: str, options: list[str]) -> str:
     return question.rstrip() + "\n\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
 
@@ -122,8 +131,7 @@ def extract_choice(answer: str, options: list[str] | None) -> str | None:
         found = [f for f in found if f]
         if found:
             return found[-1]
-    line = answer.strip().splitlines()[0] if answer.strip() else ""
-    m = _ALONE.match(line) or _ALONE.match(answer)
+    m = _ALONE.match(answer.strip().splitlines()[0])
     if m and ok(m.group(1)):
         return ok(m.group(1))
     if options:

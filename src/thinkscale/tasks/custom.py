@@ -6,7 +6,12 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import Example, Task, read_table
-from thinkscale.tasks.choice import gold_letter, options_from, shuffle, split_question_options
+from thinkscale.tasks.choice import (
+    attach_options,
+    gold_letter,
+    options_from,
+    split_question_options,
+)
 
 
 class FileTask(Task):
@@ -87,11 +92,7 @@ class FileTask(Task):
                 )
             question, options = split
         gold = gold_letter(row[self.answer_field], options, f"{where}: field '{self.answer_field}'")
-        if self.shuffle_choices:
-            options, order, gold = shuffle(options, gold, self.seed, ex_id)
-            meta["choice_order"] = order
-        meta["choices"] = options
-        return question, gold
+        return question, attach_options(meta, options, gold, self.shuffle_choices, self.seed, ex_id)
 
     def _gold(self, row: dict, lineno: int) -> str | list[str]:
         """A string or number, or a list of accepted answers (aliases), never a repr."""
