@@ -19,7 +19,7 @@ from typing import Any
 
 from thinkscale import ThinkscaleError
 from thinkscale.models import DEFAULT_MODEL
-from thinkscale.records import Record, load_records, record_key
+from thinkscale.records import Record, load_records, record_key, sample_key
 
 _UNSET: Any = object()
 
@@ -104,8 +104,8 @@ def generate(
     generate_file(cfg, out, obj, tokenizer, progress=progress, task=the_task)
     the_task = the_task or cfg.build_task()
     wanted = {
-        (the_task.name, ex.id, s, b, k)
-        for ex, b, k, samples in plan(cfg, the_task, load_examples(the_task, cfg.limit))
+        sample_key(the_task.name, ex.id, s, b, k, mode)
+        for ex, b, k, mode, samples in plan(cfg, the_task, load_examples(the_task, cfg.limit))
         for s in samples
     }
     return [r for r in load_records(out) if record_key(r) in wanted]

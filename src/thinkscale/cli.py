@@ -28,7 +28,7 @@ GENERATION_GROUPS = {
                                        "source_filter", "split", "limit"),
     "budget forcing": ("budgets", "num_ignores", "min_thinking", "max_answer_tokens", "max_total_tokens",
                        "wait", "forcing"),
-    "model and sampling": ("model", "format", "think_start", "think_end", "answer_prefix", "engine", "n", "temperature", "top_p", "top_k", "seed",
+    "model and sampling": ("model", "format", "modes", "think_start", "think_end", "answer_prefix", "engine", "n", "temperature", "top_p", "top_k", "seed",
                            "batch_size", "dtype"),
 }  # fmt: skip
 
@@ -193,6 +193,26 @@ def _add_data_parser(sub) -> None:
             add_flags(c.add_argument_group(stage), classes[stage], help=DATA_FLAG_HELP)
         _add_config_flag(c)
         c.set_defaults(func=cmd_data)
+    from thinkscale.data.hybrid import HybridPairsConfig
+
+    h = dsub.add_parser("hybrid", help="long/short answer pairs for a hybrid (think or short) model's warm-up",
+                        description="One <think> row (the trace) and one <short> row (the final answer, or a "
+                        "model's plain answer kept only when graded correct) per question, adjacent, ids "
+                        "{id}-think / {id}-short. Writes DIR/data.jsonl (train it with `train sft --format "
+                        "hybrid`) and DIR/funnel.json.")  # fmt: skip
+    add_flags(h, HybridPairsConfig, required=("data", "out"))
+    _add_config_flag(h)
+    h.set_defaults(func=cmd_data_hybrid)
+
+
+def cmd_data_hybrid(args) -> None:
+    from thinkscale.data.hybrid import HybridPairsConfig, build_pairs
+
+    cfg = from_args(HybridPairsConfig, args)
+    funnel = build_pairs(cfg)
+    print(f"{funnel['rows_in']} traces -> {funnel['pairs_out']} pairs ({funnel['rows_out']} rows); dropped shorts: "
+          f"{funnel['shorts_wrong']} wrong, {funnel['shorts_truncated']} cut, {funnel['shorts_empty']} empty")
+    print(f"wrote {cfg.out}/data.jsonl and funnel.json")
 
 
 DOT_FLAG_HELP = {
@@ -300,7 +320,10 @@ def cmd_demo(args) -> None:
 
 
 SFT_FLAG_HELP = {
-    "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | curated-1k",
+    "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | arith-mixed | "
+            "curated-1k",
+    "format": "s1 | r1 | plain | hybrid (Thinkless' warm-up: <think>/<short> control tokens are added to the "
+              "tokenizer, rows with `mode: short` train <short> answers, pairs stay adjacent)",
     "max_steps": "stop after N optimizer steps (overrides --epochs when > 0)",
     "allow_truncation": "keep samples longer than --max-length (truncated) instead of refusing/dropping",
     "packing": "TRL bfd packing, padding-free (no padding computed); on CPU pair it with --micro-batch-size 1: "
@@ -330,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(g, GenerateConfig, groups=GENERATION_GROUPS, single={
         "budgets": ("--budget", "thinking cap in tokens ('none' = no cap)"),
         "num_ignores": ("--num-ignore", "the first K attempts to end thinking are replaced by 'Wait' (extend)"),
+        "modes": ("--mode", "--format hybrid: auto (the model emits <think> or <short>; the default), think or short (forced)"),
     })  # fmt: skip
     g.add_argument("--out", required=True, help="results JSONL (appended)")
     _add_config_flag(g)
@@ -339,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every budget x num_ignore pair in one continuous batch, then write "
                                    "results.jsonl, metrics.json, scaling.png, parallel.png and report.html to --out.")  # fmt: skip
     add_flags(s, GenerateConfig, groups=GENERATION_GROUPS, defaults={"budgets": [32, 128, 512]},
-              help={"num_ignores": "Wait counts to try"}, aliases={"num_ignores": ["--num-ignore"]})  # fmt: skip
+              help={"num_ignores": "Wait counts to try", "modes": "--format hybrid: modes to run (auto think short)"},
+              aliases={"num_ignores": ["--num-ignore"], "modes": ["--mode"]})  # fmt: skip
     s.add_argument("--out", required=True, help="run directory")
     _add_config_flag(s)
     s.set_defaults(func=cmd_sweep)

@@ -141,3 +141,59 @@ def load_model(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", device: str 
         raise _load_error(path, "model", e) from e
     net.to(device).eval()
     return net, tokenizer
+
+
+def add_format_tokens(tokenizer, tokens: tuple[str, ...]) -> list[str]:
+    """Give `tokens` (a format's control tokens: hybrid's `<think>`, `</think>`, `<short>`) one id
+    each, as ordinary tokens (not special): generated and decoded like text, never skipped.
+    Returns the ones that were added (a tokenizer may have them already)."""
+    from tokenizers import AddedToken
+
+    enc = lambda t: tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    missing = [t for t in tokens if len(enc(t)) != 1]
+    if missing:
+        try:
+            tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in missing])
+        except Exception as e:
+            raise ThinkscaleError(f"the tokenizer cannot take new tokens {missing} ({e})") from None
+    bad = [t for t in tokens if len(enc(t)) != 1 or tokenizer.decode(enc(t)) != t]
+    if bad:
+        raise ThinkscaleError(
+            f"the tokenizer cannot take new tokens: {', '.join(bad)} still encode(s) to several ids "
+            "or decode(s) to other text after adding; --format hybrid needs one id per control token"
+        )
+    return missing
+
+
+def check_format_tokens(tokenizer, tokens: tuple[str, ...], model: str | Path = "the model") -> None:
+    """Inference with a format whose control tokens the model never learned is meaningless."""
+    missing = [t for t in tokens if len(tokenizer.encode(t, add_special_tokens=False)) != 1]
+    if missing:
+        raise ThinkscaleError(
+            f"{model}: its tokenizer has no token {', '.join(missing)} (one id each); --format hybrid "
+            "needs a model warmed up with `thinkscale train sft --format hybrid`"
+        )
+
+
+def init_new_embeddings(model, tokenizer, added: list[str]) -> None:
+    """Rows for newly added tokens: the embedding matrix grows to the tokenizer (when it is not
+    already larger) and every new row, input and output, starts as the MEAN of the existing rows,
+    so a new token begins as an average token rather than noise (or an unused row's leftovers)."""
+    import torch
+
+    if not added:
+        return
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in added]
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+    seen = set()
+    with torch.no_grad():
+        for layer in layers:
+            if layer is None or id(layer.weight) in seen:  # tied: one matrix
+                continue
+            seen.add(id(layer.weight))
+            w = layer.weight
+            keep = torch.ones(w.shape[0], dtype=torch.bool)
+            keep[ids] = False
+            w[ids] = w[keep].mean(0).to(w.dtype)

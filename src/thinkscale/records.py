@@ -1,7 +1,8 @@
 """The record every producer writes and eval reads: its fields, its key, resume, atomic writes.
 
 A record is one graded sample: a plain dict (JSON on disk), built by `make_record` only, so the
-field list lives here once. Its key is (task, id, sample, budget, num_ignore). Results files are
+field list lives here once. Its key is (task, id, sample, budget, num_ignore), plus the requested
+mode for a hybrid model's records (auto / think / short runs of one sweep share a file). Results files are
 append-only JSONL: re-running a command skips every key already in the file; a crash can leave a
 truncated last line, which is cut off on open (its key is not done, so it is generated again).
 Everything read back is checked: a malformed line, a field of the wrong type, or a key seen twice
@@ -22,6 +23,7 @@ from typing import Any
 from thinkscale import ThinkscaleError
 
 KEY_FIELDS = ("task", "id", "sample", "budget", "num_ignore")
+MODE_KEY = "requested_mode"  # hybrid records only: the --mode a sample ran under (part of its key)
 RECORD_FIELDS = (
     *KEY_FIELDS, "question", "gold", "thinking", "answer", "pred", "correct", "thinking_tokens",
     "answer_tokens", "capped", "waits", "finish_reason",
@@ -64,20 +66,25 @@ def make_record(
     return rec
 
 
+def sample_key(
+    task: str | None, id: str, sample: int, budget: int | None, num_ignore: int, mode: str | None = None
+) -> tuple:
+    """The one key rule: what `record_key` gives the record this sample becomes."""
+    key = (task, str(id), int(sample), budget, int(num_ignore))
+    return key if mode is None else (*key, mode)
+
+
 def record_key(rec: Record) -> tuple:
-    return (
-        rec.get("task"),
-        str(rec["id"]),
-        int(rec.get("sample", 0)),
-        rec.get("budget"),
-        int(rec.get("num_ignore", 0)),
-    )
+    return sample_key(rec.get("task"), rec["id"], rec.get("sample", 0), rec.get("budget"),
+                      rec.get("num_ignore", 0), rec.get(MODE_KEY))  # fmt: skip
 
 
 def record_name(rec: Record) -> str:
-    """How messages name one record: task/id, sample, budget, Waits."""
-    task, ex_id, sample, budget, num_ignore = record_key(rec)
-    return f"{task}/{ex_id} sample {sample} budget {budget} num_ignore {num_ignore}"
+    """How messages name one record: task/id, sample, budget, Waits (and a hybrid's mode)."""
+    task, ex_id, sample, budget, num_ignore, *mode = record_key(rec)
+    return f"{task}/{ex_id} sample {sample} budget {budget} num_ignore {num_ignore}" + (
+        f" mode {mode[0]}" if mode else ""
+    )
 
 
 # -- validation of what is read back ----------------------------------------------------------
@@ -116,6 +123,9 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "choices": (lambda v: v is None or isinstance(v, list) and all(isinstance(x, str) for x in v),
                 "a list of strings"),
     "judge_correct": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    # hybrid models: the mode a sample chose, and the one it was asked for (part of the key)
+    "mode": (lambda v: v is None or v in ("think", "short", "none"), "think, short, none or null"),
+    MODE_KEY: (lambda v: v is None or v in ("auto", "think", "short"), "auto, think, short or null"),
 }
 
 
@@ -199,7 +209,7 @@ def load_records(path: str | Path, repair: bool = False) -> list[Record]:
         key = record_key(rec)
         if key in seen:
             raise ThinkscaleError(
-                f"{where}: duplicate record (task, id, sample, budget, num_ignore) = {key}, "
+                f"{where}: duplicate record (task, id, sample, budget, num_ignore[, mode]) = {key}, "
                 f"first at line {seen[key]}"
             )
         seen[key] = lineno

@@ -79,3 +79,27 @@ def arith_traces(cfg: ArithConfig) -> list[dict]:
             "domain": "arithmetic",
         })  # fmt: skip
     return rows
+
+
+# Mixed difficulty (Thinkless' setting on arithmetic): `easy` questions are one-digit sums, which
+# a short answer gets right; `hard` ones are 3-4 digit sums, where the column trace is needed.
+MIXED_HARD = ArithConfig(op="add", min_digits=3, max_digits=4, count=230, seed=0)
+MIXED_EASY_HELD_OUT = 30  # of the 100 one-digit sums, never trained on (the arith-easy task)
+
+
+def mixed_arith(split: str = "train") -> list[dict]:
+    """`train`: 70 easy + 230 hard traces (the built-in corpus `arith-mixed`), each with its
+    `difficulty`; `test`: the 30 held-out easy sums and 200 hard ones not in train."""
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    random.Random(MIXED_HARD.seed).shuffle(pairs)
+    easy_pairs = pairs[MIXED_EASY_HELD_OUT:] if split == "train" else pairs[:MIXED_EASY_HELD_OUT]
+    easy = [{"id": f"arith-easy-{a}-{b}", "question": f"What is {a} + {b}?", "thinking": addition_trace(a, b),
+             "answer": str(a + b), "source": "arith", "domain": "arithmetic", "difficulty": "easy"}
+            for a, b in easy_pairs]  # fmt: skip
+    hard = arith_traces(MIXED_HARD)
+    if split != "train":
+        seen = {t["question"] for t in hard}
+        test = arith_traces(ArithConfig("add", 3, 4, count=400, seed=MIXED_HARD.seed + 1))
+        hard = [t for t in test if t["question"] not in seen][:200]
+    hard = [{**t, "id": t["id"].replace("arith-add", "arith-hard"), "difficulty": "hard"} for t in hard]
+    return easy + hard

@@ -13,7 +13,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import read_table
 from thinkscale.tasks.builtin import GSM8K, MATH
 
-BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith", "curated-1k")
+BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith", "arith-mixed", "curated-1k")
 # `thinkscale data curate` output shipped with the package (README: "On real data")
 CURATED = Path(__file__).parent / "builtin" / "curated-1k.jsonl"
 
@@ -103,6 +103,10 @@ def load_traces(
         from thinkscale.data.arith import ArithConfig, arith_traces
 
         rows = arith_traces(ArithConfig())
+    elif source == "arith-mixed":
+        from thinkscale.data.arith import mixed_arith
+
+        rows = mixed_arith("train")
     else:
         rows = _read_user_traces(Path(source), fields)
     if limit is not None:
@@ -133,15 +137,20 @@ def read_table_or_dataset(path: Path) -> list[tuple[int, dict]]:
 
 
 def trace_from(r: dict, fields: TraceFields, where: str, stem: str, lineno: int) -> dict:
-    """One row as a trace; a missing or empty field is an error naming `where` (file:line)."""
-    for name in (fields.question, fields.thinking, fields.answer):
+    """One row as a trace; a missing or empty field is an error naming `where` (file:line). A
+    hybrid pair's short row (`mode: short`, from `data hybrid`) has no thinking."""
+    mode = r.get("mode")
+    if mode is not None and mode not in ("think", "short"):
+        raise ThinkscaleError(f"{where}: field 'mode' must be think or short, got {mode!r}")
+    required = (fields.question, fields.answer) + (() if mode == "short" else (fields.thinking,))
+    for name in required:
         if name not in r or r[name] is None or not str(r[name]).strip():
             what = "empty" if name in r else "missing"
             raise ThinkscaleError(f"{where}: {what} field '{name}'")
     return {
         "id": str(r[fields.id]) if fields.id and r.get(fields.id) is not None else f"{stem}-{lineno}",
         "question": str(r[fields.question]),
-        "thinking": str(r[fields.thinking]),
+        "thinking": "" if mode == "short" else str(r[fields.thinking]),
         "answer": str(r[fields.answer]),
-        **{k: r[k] for k in ("source", "domain") if r.get(k) is not None},
+        **{k: r[k] for k in ("source", "domain", "difficulty", "mode", "pair") if r.get(k) is not None},
     }  # fmt: skip

@@ -6,8 +6,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
-from thinkscale.eval.metrics import run_metrics, scaling_metrics
-from thinkscale.records import load_records, record_name, write_json_atomic
+from thinkscale.eval.metrics import hybrid_metrics, run_metrics, scaling_metrics
+from thinkscale.records import MODE_KEY, load_records, record_name, write_json_atomic
 from thinkscale.tasks.extract import extract_for
 from thinkscale.tasks.grading import GradingPool, qa_f1
 
@@ -52,32 +52,50 @@ def evaluate(records: list[dict], pool: GradingPool | None = None) -> dict:
     pool = pool or GradingPool(workers=1)
     try:
         _fill_missing(records, pool)
+        # a run: (task, budget, num_ignore, and a hybrid model's requested mode)
         runs_records: dict[tuple, list[dict]] = defaultdict(list)
         for r in records:
-            runs_records[(r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0))].append(r)
+            runs_records[(r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0), r.get(MODE_KEY))].append(r)
 
         def equal_for(kind: str):
             # group answers with the same grader that judges them (numeric runs in-process)
             return lambda a, b: pool.equivalent(kind, a, b)
 
         runs = []
-        for (task, budget, ni), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):
+        for (task, budget, ni, mode), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):
             m = run_metrics(rs, equal_for(rs[0].get("grader", "math")))
-            runs.append({"task": task, "budget": budget, "num_ignore": ni, **m})
+            runs.append({"task": task, "budget": budget, "num_ignore": ni, **({MODE_KEY: mode} if mode else {}), **m})
         tasks = {}
         for task in sorted({r["task"] for r in runs}, key=str):
             task_runs = [r for r in runs if r["task"] == task]
             task_recs = {k: v for k, v in runs_records.items() if k[0] == task}
-            tasks[task] = scaling_metrics(task_runs, task_recs)
+            # s1's scaling metrics over the budget sweep: of a hybrid model, its forced-think runs
+            # (where budget forcing acts), else its auto runs
+            scaled = scaled_runs(task_runs)
+            keys = {(r["task"], r["budget"], r["num_ignore"], r.get(MODE_KEY)) for r in scaled}
+            tasks[task] = scaling_metrics(scaled, {k: v for k, v in task_recs.items() if k in keys})
+            if any("think_share" in r for r in task_runs):  # a hybrid model: how often it chose to think
+                chose = [r for k, rs in task_recs.items() if k[3] in (None, "auto") for r in rs]
+                tasks[task]["think_share"] = hybrid_metrics(chose).get("think_share")
         return {"runs": runs, "tasks": tasks}
     finally:
         if own:
             pool.close()
 
 
+MODE_ORDER = {None: 0, "auto": 0, "think": 1, "short": 2}
+
+
+def scaled_runs(task_runs: list[dict]) -> list[dict]:
+    """The runs of one task that form its budget sweep: all of them, or of a hybrid model its
+    forced-think runs (where budget forcing acts), else its auto runs."""
+    return ([r for r in task_runs if r.get(MODE_KEY) in (None, "think")]
+            or [r for r in task_runs if r.get(MODE_KEY) == "auto"] or task_runs)  # fmt: skip
+
+
 def _sort_key(key: tuple) -> tuple:
-    task, budget, ni = key
-    return (str(task), budget is None, budget or 0, ni)
+    task, budget, ni, mode = key
+    return (str(task), MODE_ORDER[mode], budget is None, budget or 0, ni)
 
 
 def evaluate_path(path: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
@@ -93,12 +111,15 @@ def evaluate_path(path: str | Path, out: str | Path | None = None) -> tuple[dict
 
 def summary_table(metrics: dict) -> str:
     """A plain-text table of the runs, then the s1 metrics per task."""
-    head = f"{'task':<10} {'budget':>7} {'ignore':>6} {'n':>3} {'acc':>6} {'think':>7} {'answer':>6} {'capped':>6} {'pass@n':>7} {'maj@n':>6}"
+    hybrid = any(MODE_KEY in r for r in metrics["runs"])  # a column for the requested mode
+    mode = lambda r: f" {str(r.get(MODE_KEY, '-')):>5}" if hybrid else ""  # noqa: E731
+    head = (f"{'task':<10}{' mode' if hybrid else ''} {'budget':>7} {'ignore':>6} {'n':>3} {'acc':>6} {'think':>7} "
+            f"{'answer':>6} {'capped':>6} {'pass@n':>7} {'maj@n':>6}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in metrics["runs"]:
         n = str(r["n"])
         lines.append(
-            f"{str(r['task']):<10} {str(r['budget'] if r['budget'] is not None else '-'):>7} {r['num_ignore']:>6} "
+            f"{str(r['task']):<10}{mode(r)} {str(r['budget'] if r['budget'] is not None else '-'):>7} {r['num_ignore']:>6} "
             f"{r['n']:>3} {100 * r['accuracy']:>5.1f}% {r['avg_thinking_tokens']:>7.1f} {r['avg_answer_tokens']:>6.1f} "
             f"{r['capped']:>6} {100 * r['pass@k'][n]:>6.1f}% {100 * r['maj@k'][n]:>5.1f}%"
         )
@@ -109,6 +130,13 @@ def summary_table(metrics: dict) -> str:
                  f"{r['judged']} judged)" if "judged" in r else ""]  # fmt: skip
         if any(extra):
             lines.append(f"{r['task']} budget {r['budget']}: " + ", ".join(e for e in extra if e))
+    for r in metrics["runs"]:
+        if "think_share" in r:  # a hybrid model: which mode it took, and how each went
+            modes = "; ".join(f"{mode} {m['samples']} at {100 * m['accuracy']:.1f}%, {m['avg_total_tokens']:.1f} tokens"
+                              for mode, m in r["by_mode"].items())  # fmt: skip
+            lines.append(f"{r['task']} budget {r['budget']} --mode {r.get(MODE_KEY)}: think share "
+                         f"{100 * r['think_share']:.0f}%, accuracy {100 * r['accuracy']:.1f}%, "
+                         f"{r['avg_total_tokens']:.1f} tokens ({modes})")  # fmt: skip
     for task, t in metrics["tasks"].items():
         ctrl = "-" if t["control"] is None else f"{100 * t['control']:.0f}%"
         scal = "-" if t["scaling"] is None else f"{t['scaling']:.2f}"

@@ -5,6 +5,8 @@
 - maj@k: the most frequent answer among the first k, answers grouped by equivalence; a tie goes
   to the group seen first; samples with no answer do not vote.
 - s1 scaling metrics over a sweep (per task): Control, Scaling, Performance.
+- hybrid models (Thinkless): think share (samples that chose `<think>`), and accuracy and tokens
+  per chosen mode.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def run_metrics(records: list[dict], equal: EqualFn) -> dict:
         "accuracy": sum(bool(r.get("correct")) for r in records) / len(records),
         "avg_thinking_tokens": sum(think) / len(think),
         "avg_answer_tokens": sum(int(r.get("answer_tokens") or 0) for r in records) / len(records),
+        "avg_total_tokens": sum(_tokens(r) for r in records) / len(records),
         "min_thinking_tokens": min(think),
         "max_thinking_tokens": max(think),
         "avg_waits": sum(int(r.get("waits") or 0) for r in records) / len(records),
@@ -101,7 +104,32 @@ def run_metrics(records: list[dict], equal: EqualFn) -> dict:
         m["pass@k"][str(k)], m["cov@k"][str(k)], m["maj@k"][str(k)] = p / q, c / q, v / q
     m["accuracy_by_thinking_length"] = _accuracy_by_length(records)
     m.update(_grader_metrics(records))
+    m.update(hybrid_metrics(records))
     return m
+
+
+def _tokens(r: dict) -> int:
+    return int(r.get("thinking_tokens") or 0) + int(r.get("answer_tokens") or 0)
+
+
+def hybrid_metrics(records: list[dict]) -> dict:
+    """A hybrid model's choice: the share of samples that thought, and per chosen mode (think,
+    short, none: no control token) the samples, accuracy and average tokens (thinking + answer).
+    Empty for records without a `mode`."""
+    with_mode = [r for r in records if r.get("mode") is not None]
+    if not with_mode:
+        return {}
+    by_mode = {}
+    for mode in ("think", "short", "none"):
+        rs = [r for r in with_mode if r["mode"] == mode]
+        if rs:
+            by_mode[mode] = {
+                "samples": len(rs),
+                "accuracy": sum(bool(r.get("correct")) for r in rs) / len(rs),
+                "avg_thinking_tokens": sum(int(r.get("thinking_tokens") or 0) for r in rs) / len(rs),
+                "avg_total_tokens": sum(_tokens(r) for r in rs) / len(rs),
+            }
+    return {"think_share": sum(r["mode"] == "think" for r in with_mode) / len(with_mode), "by_mode": by_mode}
 
 
 def _grader_metrics(records: list[dict]) -> dict:

@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from thinkscale.eval.evaluate import evaluate, results_path
+from thinkscale.eval.evaluate import evaluate, results_path, scaled_runs
 from thinkscale.plots import annotate_points, figure
 from thinkscale.records import load_records, write_json_atomic, write_text_atomic
 
@@ -23,7 +23,7 @@ def plot_scaling(metrics: dict, path: Path) -> None:
     with figure(path) as (fig, ax):
         labels = []
         for task in sorted({r["task"] for r in metrics["runs"]}, key=str):
-            runs = [r for r in metrics["runs"] if r["task"] == task]
+            runs = scaled_runs([r for r in metrics["runs"] if r["task"] == task])
             caps = sorted(
                 (r for r in runs if r["num_ignore"] == 0), key=lambda r: r["avg_thinking_tokens"]
             )
@@ -74,6 +74,33 @@ def plot_steps(metrics: dict, path: Path) -> None:
         ax.set_title("Diffusion of Thoughts: accuracy vs sampling steps (x: maj@n)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+
+
+MODE_MARKERS = {"auto": "*", "think": "o", "short": "s"}
+
+
+def plot_hybrid(metrics: dict, path: Path) -> None:
+    """Thinkless' trade-off: accuracy vs average total tokens, one point per (task, requested
+    mode, cap); a task's points share a colour, the auto point's label gives its think share."""
+    with figure(path) as (fig, ax):
+        labels = []
+        for i, task in enumerate(sorted({r["task"] for r in metrics["runs"] if "think_share" in r}, key=str)):
+            color = f"C{i % 10}"
+            runs = [r for r in metrics["runs"] if r["task"] == task and "think_share" in r]
+            caps = len({r["budget"] for r in runs}) > 1
+            for r in runs:
+                mode = r.get("requested_mode") or "auto"
+                ax.scatter([r["avg_total_tokens"]], [100 * r["accuracy"]], marker=MODE_MARKERS.get(mode, "o"),
+                           s=120 if mode == "auto" else 60, color=color,
+                           label=f"{task}: {mode}" + (f" cap {_cap(r['budget'])}" if caps else ""))  # fmt: skip
+                text = {"auto": f"auto, thinks {100 * r['think_share']:.0f}%", "think": "think", "short": "short"}[mode]
+                labels.append((r["avg_total_tokens"], 100 * r["accuracy"], text))
+        ax.set_xlabel("average tokens per sample (thinking + answer)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Hybrid reasoning: the model chooses (auto) vs always think / always short")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        annotate_points(ax, labels)
 
 
 def plot_parallel(metrics: dict, path: Path) -> None:
@@ -133,30 +160,35 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
     curve = "steps.png" if any(r.get("steps") for r in records) else "scaling.png"
     (plot_steps if curve == "steps.png" else plot_scaling)(metrics, out_dir / curve)
     plot_parallel(metrics, out_dir / "parallel.png")
+    hybrid = any("think_share" in r for r in metrics["runs"])
+    if hybrid:
+        plot_hybrid(metrics, out_dir / "hybrid.png")
     runs = [{**r, "pass@n": r["pass@k"][str(r["n"])], "maj@n": r["maj@k"][str(r["n"])]}
             for r in metrics["runs"]]  # fmt: skip
     samples = []
     for r in records[:MAX_SAMPLES]:
-        key = {k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "correct")}
+        key = {k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "correct", "mode") if k in r}
         filter_key = json.dumps(key).lower().replace('": ', "=").replace('"', "")
         samples.append({**{k: r.get(k) for k in ("id", "budget", "num_ignore", "sample", "pred", "gold",
-                                                  "correct", "thinking_tokens")},
+                                                  "correct", "thinking_tokens", "mode", "requested_mode")},
                         "question": str(r.get("question", "")), "thinking": str(r.get("thinking", "")),
                         "answer": str(r.get("answer", "")), "filter_key": filter_key})  # fmt: skip
     # what a grader or a judge adds (EM/F1, chance, judge), shown where some run has it
-    extra_cols = [c for c in ("em", "f1", "chance", "judge_accuracy", "judge_agreement")
+    extra_cols = [c for c in ("em", "f1", "chance", "judge_accuracy", "judge_agreement", "think_share")
                   if any(c in r for r in runs)]  # fmt: skip
+    mode_cols = ["requested_mode"] if hybrid else []
     page = render_html(
         source=str(src),
         runs=runs,
-        run_cols=["task", "budget", "num_ignore", "questions", "n", "accuracy", *extra_cols, "pass@n", "maj@n",
-                  "avg_thinking_tokens", "avg_answer_tokens", "min_thinking_tokens",
+        run_cols=["task", *mode_cols, "budget", "num_ignore", "questions", "n", "accuracy", *extra_cols, "pass@n", "maj@n",
+                  "avg_thinking_tokens", "avg_answer_tokens", "avg_total_tokens", "min_thinking_tokens",
                   "max_thinking_tokens", "capped", "avg_waits", "no_answer"],
         tasks=[{"task": t, **m} for t, m in metrics["tasks"].items()],
-        task_cols=["task", "control", "scaling", "scaling_unit", "performance"],
+        task_cols=["task", "control", "scaling", "scaling_unit", "performance", *(["think_share"] if hybrid else [])],
         curve_name=curve,
         curve_png=base64.b64encode((out_dir / curve).read_bytes()).decode(),
         parallel_png=base64.b64encode((out_dir / "parallel.png").read_bytes()).decode(),
+        hybrid_png=base64.b64encode((out_dir / "hybrid.png").read_bytes()).decode() if hybrid else "",
         samples=samples,
         samples_hidden=max(0, len(records) - MAX_SAMPLES),
     )  # fmt: skip

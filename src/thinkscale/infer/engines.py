@@ -63,7 +63,7 @@ class TokenEvent:
     sample: int
     token: int
     forced: bool  # budget forcing put it there (delimiter, Wait, answer prefix), not the model
-    phase: str  # think | answer
+    phase: str  # think | answer, or mode (a hybrid model's control token)
     rollback: int = 0
 
 

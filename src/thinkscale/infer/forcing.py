@@ -10,6 +10,11 @@ machine decides what is actually fed. Triggers:
 - below `min_thinking_tokens`   -> the engine masks end-of-thinking logits (single-token
                                    delimiters); a multi-token delimiter is dropped and `Wait` forced.
 An end-of-sequence token during thinking is an attempt to end thinking too (s1 stops on both).
+Hybrid formats (Thinkless) start a row that may choose its mode in a `mode` phase: the model's
+first token decides (`<think>` -> thinking, with every rule above; `<short>` -> the answer, no
+forcing; anything else -> mode `none`, answered as is), then the control token's newline is
+forced. The control token and its newline are not thinking tokens, so the cap means the same in
+every mode. A forced mode (`Budget.mode` think | short) starts in that phase directly.
 A multi-token delimiter (e.g. `</think>` on a tokenizer without it as one token) is recognised
 when its last token is proposed; its earlier tokens are already in the KV cache, so the machine
 asks the engine to roll them back (the engine masks them out of attention).
@@ -20,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-THINK, ANSWER, DONE = "think", "answer", "done"
+THINK, ANSWER, DONE, MODE = "think", "answer", "done", "mode"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class ForcingTokens:
     stop: frozenset[int]  # end-of-sequence ids: end the answer; during thinking, end thinking
     ends_with_newline: frozenset[int]  # ids whose text ends with a newline
     thinks: bool = True
+    controls: tuple[tuple[int, str], ...] = ()  # hybrid: (control token id, the mode it opens)
+    control_tail: tuple[int, ...] = ()  # hybrid: forced after a chosen control token (newline)
 
     @classmethod
     def from_tokenizer(cls, tokenizer, fmt, wait: str = "Wait") -> ForcingTokens:
@@ -51,6 +58,13 @@ class ForcingTokens:
         if fmt.thinks and answer[: len(end_think)] != end_think:
             # the delimiter merged with what follows it; treat the whole forced text as one unit
             end_think = answer[:1]
+        controls: tuple[tuple[int, str], ...] = ()
+        if fmt.hybrid:
+            from thinkscale.models import check_format_tokens
+
+            check_format_tokens(tokenizer, fmt.added_tokens, getattr(tokenizer, "name_or_path", "the model"))
+            controls = tuple((enc(text.rstrip("\n"))[0], mode)
+                             for mode, text in (("think", fmt.think_start), ("short", fmt.short_start)))  # fmt: skip
         return cls(
             end_think=end_think,
             answer=answer,
@@ -59,6 +73,8 @@ class ForcingTokens:
             stop=frozenset(stop),
             ends_with_newline=newline_ids,
             thinks=fmt.thinks,
+            controls=controls,
+            control_tail=enc("\n") if controls else (),
         )
 
 
@@ -71,6 +87,7 @@ class Budget:
     min_thinking_tokens: int = 0
     max_answer_tokens: int = 256
     max_total_tokens: int = 4096  # safety net when there is no cap
+    mode: str | None = None  # hybrid formats: auto (the model chooses), think or short (forced)
 
     @property
     def thinking_cap(self) -> int:
@@ -87,7 +104,8 @@ class Budget:
         if not tokens.thinks:
             return self.max_answer_tokens
         thinking = self.thinking_cap if thinking is None else thinking
-        return thinking + len(tokens.newline) + len(tokens.answer) + self.max_answer_tokens + 2
+        control = 1 + len(tokens.control_tail) if tokens.controls else 0
+        return control + thinking + len(tokens.newline) + len(tokens.answer) + self.max_answer_tokens + 2
 
 
 @dataclass
@@ -105,8 +123,16 @@ class RowState:
     think_end_index: int | None = None  # len(generated) when thinking ended
     finish_reason: str | None = None
     rollback: int = 0  # fed tokens the engine must drop from the KV cache before the next feed
+    mode: str | None = None  # hybrid: think | short | none (what this sample did)
 
     def __post_init__(self) -> None:
+        if self.tokens.controls:
+            self.mode = self.budget.mode if self.budget.mode in ("think", "short") else None
+            if self.mode is None:
+                self.phase = MODE
+            elif self.mode == "short":
+                self.phase, self.think_end_index = ANSWER, 0
+            return
         if not self.tokens.thinks:
             self.phase = ANSWER
             self.think_end_index = 0
@@ -133,12 +159,37 @@ class RowState:
         if self.queue:
             token = self.queue.popleft()
             self._append(token, forced=True)
+            if self.phase == MODE and not self.queue:
+                self._begin_mode()
             return token
+        if self.phase == MODE:
+            return self._choose_mode(proposed)
         if self.phase == THINK:
             return self._think(proposed)
         return self._answer(proposed)
 
     # -- phases ---------------------------------------------------------------------------
+    def _choose_mode(self, token: int) -> int | None:
+        """The model's first token of a hybrid turn: a control token opens its mode (then its
+        newline is forced); any other token means no mode (`none`): it is answered as is."""
+        mode = dict(self.tokens.controls).get(token)
+        if mode is None:
+            self.mode = "none"
+            self.phase, self.think_end_index = ANSWER, 0
+            return self._answer(token)
+        self.mode = mode
+        self._append(token, forced=False)
+        self.queue.extend(self.tokens.control_tail)
+        if not self.queue:
+            self._begin_mode()
+        return token
+
+    def _begin_mode(self) -> None:
+        if self.mode == "think":
+            self.phase = THINK
+        else:
+            self.phase, self.think_end_index = ANSWER, len(self.generated)
+
     def _think(self, token: int) -> int | None:
         end = self.tokens.end_think
         rollback = 0

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
-from thinkscale.formats import FormatConfig
+from thinkscale.formats import MODES, FormatConfig
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
 from thinkscale.models import DEFAULT_MODEL
@@ -31,6 +31,7 @@ from thinkscale.records import (
     check_settings,
     make_record,
     record_name,
+    sample_key,
 )
 from thinkscale.tasks import TASK_SIZES, TASKS, Example, FileTask, Task, get_task
 from thinkscale.tasks.grading import GRADERS, GradingPool
@@ -114,6 +115,8 @@ class GenerateConfig(TaskSource, FormatConfig):
     num_ignores: list[int] = option(help="Waits forced per sample (ignored ends of thinking)",
                                     factory=lambda: [0])  # fmt: skip
     runs: list[tuple[int | None, int]] | None = option(None, cli=False)  # explicit (budget, num_ignore) pairs
+    modes: list[str] | None = option(None, help="--format hybrid: auto (the model emits <think> or <short>), "
+                                     "think or short (forced); default auto", metavar="MODE")  # fmt: skip
     min_thinking: int = option(0, help="end of thinking is suppressed until M tokens")
     max_answer_tokens: int = option(256)
     max_total_tokens: int = option(4096, help="safety net when there is no cap")
@@ -136,8 +139,14 @@ class GenerateConfig(TaskSource, FormatConfig):
             return [(b, k) for b, k in self.runs]
         return [(b, k) for b in self.budgets for k in self.num_ignores]
 
-    def budget(self, cap: int | None, num_ignore: int) -> Budget:
-        return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens)
+    def mode_list(self) -> list[str | None]:
+        """The hybrid modes to run (None: the format has no modes)."""
+        if not self.think_format().hybrid:
+            return [None]
+        return list(dict.fromkeys(self.modes or ["auto"]))
+
+    def budget(self, cap: int | None, num_ignore: int, mode: str | None = None) -> Budget:
+        return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens, mode)
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(self.temperature, self.top_p, self.top_k, self.seed)
@@ -179,7 +188,25 @@ class GenerateConfig(TaskSource, FormatConfig):
             raise ThinkscaleError("--wait must be a non-empty text")
         if self.dtype not in ("float32", "bfloat16"):
             raise ThinkscaleError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
-        self.think_format()
+        self.check_modes()
+
+    def check_modes(self) -> None:
+        fmt = self.think_format()
+        if self.modes is not None and not fmt.hybrid:
+            raise ThinkscaleError(f"--mode applies to --format hybrid (a model that chooses whether to think); "
+                                  f"--format {self.format} has no modes")  # fmt: skip
+        if not fmt.hybrid:
+            return
+        bad = [m for m in self.modes or ["auto"] if m not in MODES]
+        if bad or self.modes == []:
+            raise ThinkscaleError(f"--mode must be one of {', '.join(MODES)}, got {bad[0] if bad else 'nothing'}")
+        if self.forcing == "multi-round":
+            raise ThinkscaleError("--forcing multi-round does not run --format hybrid; use single-pass")
+        from thinkscale.infer.engines import resolve_engine
+
+        if resolve_engine(self.engine) == "vllm" and "auto" in self.mode_list():
+            raise ThinkscaleError("--engine vllm forces --mode think or short only; --mode auto (the model "
+                                  "chooses its control token) needs --engine hf")  # fmt: skip
 
     def settings(self) -> dict:
         """SETTINGS' values; `format` as records store it (a custom one with its delimiters)."""
@@ -198,17 +225,20 @@ def sample_seed(seed: int, example_id: str, sample: int) -> int:
     return zlib.crc32(f"{seed}/{example_id}/{sample}".encode())
 
 
-Plan = list[tuple[Example, int | None, int, list[int]]]  # (example, budget, num_ignore, samples)
+# (example, budget, num_ignore, hybrid mode or None, samples)
+Plan = list[tuple[Example, int | None, int, str | None, list[int]]]
 
 
 def plan(cfg: GenerateConfig, task: Task, examples: list[Example], done: set = frozenset()) -> Plan:
-    """Every (example, budget, num_ignore) with the samples whose keys are not in `done`."""
+    """Every (example, budget, num_ignore, mode) with the samples whose keys are not in `done`."""
     todo = []
-    for budget, ni in cfg.grid():
-        for ex in examples:
-            samples = [s for s in range(cfg.n) if (task.name, ex.id, s, budget, ni) not in done]
-            if samples:
-                todo.append((ex, budget, ni, samples))
+    for mode in cfg.mode_list():
+        for budget, ni in cfg.grid():
+            for ex in examples:
+                samples = [s for s in range(cfg.n)
+                           if sample_key(task.name, ex.id, s, budget, ni, mode) not in done]  # fmt: skip
+                if samples:
+                    todo.append((ex, budget, ni, mode, samples))
     return todo
 
 
@@ -252,19 +282,19 @@ def generate_records(
     engine, tokenizer = make_engine(cfg, model, tokenizer)
     fmt = cfg.think_format()
     requests = []
-    for ex, budget, ni, samples in todo:
-        prompt = fmt.render_prompt(tokenizer, task.prompt(ex))
+    for ex, budget, ni, mode, samples in todo:
+        prompt = fmt.render_prompt(tokenizer, task.prompt(ex), mode=mode)
         requests.append(
             Request(
-                key=(ex, budget, ni),
+                key=(ex, budget, ni, mode),
                 prompt_ids=tokenizer.encode(prompt, add_special_tokens=False),
-                budget=cfg.budget(budget, ni),
+                budget=cfg.budget(budget, ni, mode),
                 samples=samples,
                 seeds=[sample_seed(cfg.seed, ex.id, s) for s in samples],
             )
         )
     check_context(requests, getattr(engine, "max_positions", None), engine.tokens)
-    total = sum(len(t[3]) for t in todo)
+    total = sum(len(t[-1]) for t in todo)
     bar = tqdm(total=total, desc=f"{task.name} generate", unit="sample", disable=not progress)
     pending: list[Record] = []
     with GradingPool(workers=1) as grader:
@@ -347,16 +377,17 @@ def check_out_file(out: Path) -> None:
 
 
 def to_record(fin: Finished, task: Task, fmt, tokenizer, cfg: GenerateConfig) -> Record:
-    ex, budget, num_ignore = fin.request.key
+    ex, budget, num_ignore, mode = fin.request.key
     st = fin.state
     text = tokenizer.decode(st.generated, skip_special_tokens=False)
-    thinking, answer = fmt.split(text)
+    thinking, answer = fmt.split(text, st.mode)
     pred = task.extract(answer, ex)
+    hybrid = {"mode": st.mode, "requested_mode": mode} if mode is not None else {}
     return make_record(
         task=task.name, id=ex.id, sample=fin.sample, budget=budget, num_ignore=num_ignore,
         question=ex.question, gold=ex.gold, thinking=thinking, answer=answer,
         pred=pred, correct=None, thinking_tokens=st.thinking_tokens,
         answer_tokens=st.answer_tokens, capped=st.capped, waits=st.waits,
-        finish_reason=st.finish_reason, grader=task.grader, format=fmt.label, **task.extras(ex, pred),
+        finish_reason=st.finish_reason, grader=task.grader, format=fmt.label, **hybrid, **task.extras(ex, pred),
         **{k: v for k, v in cfg.settings().items() if k != "format"},
     )  # fmt: skip

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from thinkscale.infer.engines import Finished, OnToken, Request, SamplingConfig, TokenEvent
-from thinkscale.infer.forcing import ANSWER, THINK, ForcingTokens, RowState
+from thinkscale.infer.forcing import ANSWER, MODE, THINK, ForcingTokens, RowState
 from thinkscale.infer.kvcache import growing_cache
 from thinkscale.infer.sampling import filtered_logits
 
@@ -88,7 +88,7 @@ class HFEngine:
                     mask[i, mask.shape[1] - rollback :] = 0
                     row.position -= rollback
                 if on_token is not None and fed is not None:
-                    phase = THINK if st.phase == THINK else ANSWER
+                    phase = st.phase if st.phase in (THINK, MODE) else ANSWER
                     on_token(TokenEvent(row.request, row.sample, fed, st.forced[-1], phase, rollback))
                 if not st.done and row.position + 1 >= self.max_positions:
                     st.finish("context")

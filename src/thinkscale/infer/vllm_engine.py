@@ -61,6 +61,7 @@ def _forcing_args(tokens: ForcingTokens, budget) -> dict:
         "num_ignore": budget.num_ignore,
         "min_thinking": budget.min_thinking_tokens,
         "max_answer": budget.max_answer_tokens,
+        "start": "answer" if budget.mode == "short" else "think",
     }
 
 

@@ -46,7 +46,8 @@ class _Row:
         self.temperature, self.top_p, self.top_k = params.temperature, params.top_p, params.top_k
         self.rng = random.Random(params.seed if params.seed is not None else 0)
         self.output, self.seen, self.last = output, 0, None
-        self.phase, self.thinking, self.waits, self.answer_tokens = THINK, 0, 0, 0
+        # a hybrid model forced into short mode starts in the answer (no thinking to force)
+        self.phase, self.thinking, self.waits, self.answer_tokens = a.get("start", THINK), 0, 0, 0
         self.queue: deque[int] = deque()
 
     def catch_up(self) -> None:

@@ -1,8 +1,9 @@
-"""Held-out arithmetic problems: the evaluation side of the procedural `arith` trace corpus."""
+"""Held-out arithmetic problems: the evaluation side of the procedural trace corpora (`arith`,
+and `arith-mixed`'s two difficulties, `arith-easy` and `arith-hard`)."""
 
 from __future__ import annotations
 
-from thinkscale.data.arith import ArithConfig, arith_traces
+from thinkscale.data.arith import ArithConfig, arith_traces, mixed_arith
 from thinkscale.tasks.base import Example, Task
 
 TRAIN_CONFIG = ArithConfig()  # what `--data arith` trains on
@@ -30,3 +31,22 @@ class Arith(Task):
                 break
         return examples
 
+
+class ArithEasy(Task):
+    """One-digit sums held out of `arith-mixed` (30): a short answer suffices."""
+
+    name = "arith-easy"
+    grader = "numeric"
+    instruction = ""
+    difficulty = "easy"
+
+    def load(self, limit: int | None = None) -> list[Example]:
+        rows = [t for t in mixed_arith("test") if t["difficulty"] == self.difficulty]
+        return [Example(t["id"], t["question"], t["answer"], {}) for t in rows[:limit]]
+
+
+class ArithHard(ArithEasy):
+    """3-4 digit sums held out of `arith-mixed` (200): the column trace is needed."""
+
+    name = "arith-hard"
+    difficulty = "hard"

@@ -6,6 +6,13 @@ completion is the assistant turn laid out by the chosen format (s1: `<|im_start|
 token and nothing of the prompt. Before training, the share of samples longer than `max_length`
 is reported: s1's ablation found that truncating most samples lengthened test-time thinking and
 cost accuracy, so a high share is refused unless `allow_truncation` is set.
+
+`--format hybrid` (Thinkless' warm-up, Reasoning-SFT): the control tokens `<think>`, `</think>`,
+`<short>` are added to the tokenizer as ordinary tokens and their embedding rows start as the
+mean embedding (`models.init_new_embeddings`); the chat template is checked not to pre-fill a mode
+nor strip thinking (else replaced, `formats.check_hybrid_template`); the control token is the
+first completion token, so it is inside the loss; the two rows of a pair (`data hybrid`) stay
+adjacent when the data is shuffled (`PairedSampler`).
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, check_between, flag_name
 from thinkscale.data.traces import TraceFields, load_traces
-from thinkscale.formats import get_format
-from thinkscale.models import DEFAULT_MODEL
+from thinkscale.formats import check_hybrid_template, get_format
+from thinkscale.models import DEFAULT_MODEL, add_format_tokens, init_new_embeddings
 from thinkscale.run_dirs import check_run_dir, latest_checkpoint, save_final
 
 RUN_FILE = "thinkscale_sft.json"
@@ -95,17 +102,50 @@ class SFTRunConfig:
 
 
 def to_conversations(traces: list[dict], fmt_name: str) -> list[dict]:
-    """TRL prompt-completion conversational rows."""
+    """TRL prompt-completion conversational rows (a hybrid row's mode from its `mode` field)."""
     fmt = get_format(fmt_name)
     return [
         {
             "prompt": [{"role": "user", "content": t["question"]}],
-            "completion": [
-                {"role": "assistant", "content": fmt.render_assistant(t["thinking"], t["answer"])}
-            ],
-        }
+            "completion": [{"role": "assistant",
+                            "content": fmt.render_assistant(t["thinking"], t["answer"], t.get("mode"))}],
+        }  # fmt: skip
         for t in traces
     ]
+
+
+def pair_groups(traces: list[dict]) -> list[list[int]]:
+    """Row indices grouped by `pair` (consecutive rows of one question); unpaired rows alone."""
+    groups: list[list[int]] = []
+    for i, t in enumerate(traces):
+        pair = t.get("pair")
+        if pair is not None and groups and traces[groups[-1][0]].get("pair") == pair:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+class PairedSampler:
+    """Shuffles groups, not rows: a hybrid pair's long and short rows stay adjacent (Thinkless'
+    warm-up), so with an even micro-batch they are trained on together. Seeded per epoch, so a
+    resumed run sees the order an uninterrupted one does."""
+
+    def __init__(self, groups: list[list[int]], seed: int):
+        self.groups, self.seed, self.epoch = groups, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        for i in torch.randperm(len(self.groups), generator=g).tolist():
+            yield from self.groups[i]
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.groups)
 
 
 def length_report(rows: list[dict], tokenizer, max_length: int) -> dict:
@@ -140,10 +180,11 @@ def _check_out_dir(out: Path, cfg: SFTRunConfig) -> str | None:
 
 
 def prepare(cfg: SFTRunConfig, tokenizer) -> tuple[list[dict], dict]:
-    """Load, render, measure; drop (fs1) or keep (--allow-truncation) samples over max_length."""
+    """Load, render, measure; drop (fs1) or keep (--allow-truncation) samples over max_length.
+    Each row keeps its trace's `pair` (hybrid pairs) under the key `_pair`."""
     fields = TraceFields(cfg.question_field, cfg.thinking_field, cfg.answer_field, cfg.id_field)
     traces = load_traces(cfg.data, fields, cfg.limit)
-    rows = to_conversations(traces, cfg.format)
+    rows = [{**row, "_pair": t.get("pair")} for row, t in zip(to_conversations(traces, cfg.format), traces)]
     try:
         report = length_report(rows, tokenizer, cfg.max_length)
     except Exception as e:  # a template that cannot render this format
@@ -195,8 +236,18 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     )
     path = resolve_model_path(cfg.model)
     tokenizer = load_tokenizer(path)
+    fmt = get_format(cfg.format)
+    added = add_format_tokens(tokenizer, fmt.added_tokens) if fmt.added_tokens else []
+    if fmt.hybrid:
+        note = check_hybrid_template(tokenizer, fmt)
+        if note:
+            print(note)
     rows, report = prepare(cfg, tokenizer)
+    groups = pair_groups([{"pair": r.pop("_pair")} for r in rows])
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
+    if added:
+        init_new_embeddings(model, tokenizer, added)
+        print(f"added tokens {', '.join(added)} (embedding rows start as the mean embedding)")
 
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and main_process:
@@ -234,6 +285,8 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     trainer = _trainer_class(SFTTrainer)(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
+    if any(len(g) > 1 for g in groups) and not cfg.packing:
+        trainer.pair_groups = groups
     if resume_from:
         print(f"resuming from {resume_from} (optimizer, scheduler, RNG and data order restored)")
     elif cfg.resume:
@@ -265,6 +318,13 @@ def _trainer_class(base):
     code path a GPU run takes, testable on a laptop."""
 
     class Trainer(base):
+        pair_groups: list[list[int]] | None = None  # hybrid pairs: shuffled as units
+
+        def _get_train_sampler(self, train_dataset=None):
+            if self.pair_groups is None or train_dataset not in (None, self.train_dataset):
+                return super()._get_train_sampler(train_dataset)
+            return PairedSampler(self.pair_groups, self.args.seed)
+
         def create_accelerator_and_postprocess(self) -> None:
             from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
