@@ -142,6 +142,17 @@ CASES = [
     ("dot train heads", dot_train("--heads", "3"), {}, "not a multiple of --heads 3"),
     ("dot train seconds negative", dot_train("--train-seconds", "-1"), {}, "--train-seconds must be positive"),
     ("dot train layers 0", dot_train("--layers", "0"), {}, "--layers must be >= 1"),
+    # hybrid reasoning: modes only for --format hybrid, a model that knows the control tokens
+    ("mode without hybrid", gen("--mode", "think"), {}, "--mode applies to --format hybrid"),
+    ("hybrid unknown mode", gen("--format", "hybrid", "--mode", "sometimes"), {}, "--mode must be one of auto, think, short"),
+    ("hybrid on a model without control tokens", gen("--format", "hybrid"), {}, "has no token <think>, </think>, <short>"),
+    ("hybrid multi-round", gen("--format", "hybrid", "--forcing", "multi-round"), {}, "multi-round does not run --format hybrid"),
+    ("data hybrid unknown model", ["data", "hybrid", "--data", "{tmp}/t.jsonl", "--out", "{tmp}/h", "--short-from", "model",
+                                   "--short-model", "{tmp}/nope"], {}, "unknown model"),
+    ("data hybrid bad mode field", ["data", "hybrid", "--data", "{tmp}/m.jsonl", "--out", "{tmp}/h"],
+     {"m.jsonl": T.replace("}", ', "mode": "long"}')}, "m.jsonl:1: field 'mode' must be think or short"),
+    ("sft hybrid bad mode field", sft("--format", "hybrid", "--data", "{tmp}/m.jsonl"),
+     {"m.jsonl": T.replace("}", ', "mode": "long"}')}, "m.jsonl:1: field 'mode' must be think or short"),
 ]  # fmt: skip
 
 

@@ -86,3 +86,19 @@ def test_scaling_metrics():
     assert s["control"] == 0.5 and s["performance"] == 0.3
     # slopes (per 1k tokens, in points): (0.2/100), (0.2/300), (0/200)
     assert s["scaling"] == pytest.approx((200 + 200 / 3 + 0) / 3)
+
+
+def test_hybrid_metrics_on_hand_made_records():
+    from thinkscale.eval.metrics import hybrid_metrics
+
+    def rec(i, mode, correct, think, answer):
+        return {"id": f"q{i}", "mode": mode, "correct": correct, "thinking_tokens": think, "answer_tokens": answer}
+
+    records = [rec(0, "think", True, 40, 4), rec(1, "think", False, 60, 4), rec(2, "short", True, 0, 2),
+               rec(3, "short", True, 0, 4), rec(4, "none", False, 0, 10)]  # fmt: skip
+    m = hybrid_metrics(records)
+    assert m["think_share"] == 2 / 5
+    assert m["by_mode"]["think"] == {"samples": 2, "accuracy": 0.5, "avg_thinking_tokens": 50.0, "avg_total_tokens": 54.0}
+    assert m["by_mode"]["short"] == {"samples": 2, "accuracy": 1.0, "avg_thinking_tokens": 0.0, "avg_total_tokens": 3.0}
+    assert m["by_mode"]["none"]["samples"] == 1 and m["by_mode"]["none"]["accuracy"] == 0.0
+    assert hybrid_metrics([{"id": "q", "correct": True}]) == {}  # not a hybrid model's records

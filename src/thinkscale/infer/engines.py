@@ -103,11 +103,16 @@ def resolve_engine(name: str) -> str:
 
 
 def preflight(cfg: GenerateConfig) -> str:
-    """What can fail before a model loads, checked before any output exists: the model path,
-    and a format the vLLM engine cannot force. Returns the checkpoint path."""
+    """What can fail before a model loads, checked before any output exists: the model path, a
+    hybrid format's control tokens, and a format the vLLM engine cannot force. Returns the
+    checkpoint path."""
     from thinkscale.models import resolve_model_path
 
     path = str(resolve_model_path(cfg.model))
+    if cfg.think_format().hybrid:  # a model that never learned the control tokens
+        from thinkscale.models import check_format_tokens, load_tokenizer
+
+        check_format_tokens(load_tokenizer(path), cfg.think_format().added_tokens, path)
     if resolve_engine(cfg.engine) == "vllm":
         from thinkscale.infer.forcing import ForcingTokens
         from thinkscale.infer.vllm_engine import check_format
