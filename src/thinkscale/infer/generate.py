@@ -202,11 +202,6 @@ class GenerateConfig(TaskSource, FormatConfig):
             raise ThinkscaleError(f"--mode must be one of {', '.join(MODES)}, got {bad[0] if bad else 'nothing'}")
         if self.forcing == "multi-round":
             raise ThinkscaleError("--forcing multi-round does not run --format hybrid; use single-pass")
-        from thinkscale.infer.engines import resolve_engine
-
-        if resolve_engine(self.engine) == "vllm" and "auto" in self.mode_list():
-            raise ThinkscaleError("--engine vllm forces --mode think or short only; --mode auto (the model "
-                                  "chooses its control token) needs --engine hf")  # fmt: skip
 
     def settings(self) -> dict:
         """SETTINGS' values; `format` as records store it (a custom one with its delimiters)."""

@@ -61,7 +61,10 @@ def _forcing_args(tokens: ForcingTokens, budget) -> dict:
         "num_ignore": budget.num_ignore,
         "min_thinking": budget.min_thinking_tokens,
         "max_answer": budget.max_answer_tokens,
-        "start": "answer" if budget.mode == "short" else "think",
+        # hybrid: a forced mode starts in its phase; auto lets the model's first token choose
+        "start": {"short": "answer", "think": "think"}.get(budget.mode, "mode" if tokens.controls else "think"),
+        "controls": {str(i): mode for i, mode in tokens.controls},
+        "control_tail": list(tokens.control_tail),
     }
 
 

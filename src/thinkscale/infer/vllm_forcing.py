@@ -5,7 +5,10 @@
 - an attempt to end thinking         -> the first `num_ignore` times: force `Wait` instead;
 - below `min_thinking`               -> end of thinking (and EOS) masked;
 - EOS while thinking                 -> an attempt to end thinking (its mass moves to the delimiter);
-- answer reached `max_answer_tokens` -> force EOS.
+- answer reached `max_answer_tokens` -> force EOS;
+- a hybrid model choosing its mode   -> its first token decides (`<think>`: thinking, `<short>`:
+                                        the answer, anything else: mode none), the control token's
+                                        newline is forced; a forced mode starts in its phase.
 
 A forced token is the only finite logit of its row, so it is taken at any temperature and its
 processed log-probability is exactly 0: that is how the engine tells forced tokens from sampled
@@ -26,7 +29,7 @@ from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 from thinkscale.infer.sampling import filtered_logits
 
 KEY = "budget_forcing"
-THINK, ANSWER = "think", "answer"
+THINK, ANSWER, MODE = "think", "answer", "mode"
 
 
 class _Row:
@@ -46,8 +49,11 @@ class _Row:
         self.temperature, self.top_p, self.top_k = params.temperature, params.top_p, params.top_k
         self.rng = random.Random(params.seed if params.seed is not None else 0)
         self.output, self.seen, self.last = output, 0, None
-        # a hybrid model forced into short mode starts in the answer (no thinking to force)
+        # a hybrid model starts choosing its mode, or (forced short) in the answer
         self.phase, self.thinking, self.waits, self.answer_tokens = a.get("start", THINK), 0, 0, 0
+        self.controls: dict[int, str] = {int(k): v for k, v in a.get("controls", {}).items()}
+        self.control_tail: list[int] = a.get("control_tail", [])
+        self.chosen: str | None = None  # the mode whose control token came, while its tail is forced
         self.queue: deque[int] = deque()
 
     def catch_up(self) -> None:
@@ -59,6 +65,17 @@ class _Row:
                 self.queue.popleft()
                 if self.phase == THINK:
                     self.thinking += 1  # a forced Wait is thinking text
+                elif self.phase == MODE and not self.queue:
+                    self.phase = THINK if self.chosen == "think" else ANSWER
+            elif self.phase == MODE:
+                self.chosen = self.controls.get(tok)
+                if self.chosen is None:  # no control token: answered as is
+                    self.phase = ANSWER
+                    self.answer_tokens += 1
+                else:
+                    self.queue.extend(self.control_tail)
+                    if not self.queue:
+                        self.phase = THINK if self.chosen == "think" else ANSWER
             elif self.phase == THINK:
                 if tok == self.end:
                     self.phase = ANSWER
