@@ -4,8 +4,10 @@
    sums of 3-4 digit numbers) -> 300 <think>/<short> pairs;
 2. `train sft --format hybrid` of the embedded SmolLM2-135M on them (CPU; --steps);
 3. greedy sweeps on held-out easy (arith-easy, 30) and hard (arith-hard, --hard-limit) questions
-   in modes auto / think / short at one thinking cap;
-4. accuracy, think share and tokens per (difficulty, mode) -> OUT/summary.json (and stdout).
+   in modes auto / think / short at one thinking cap, and auto mode sampled (--samples at
+   temperature 0.6, Thinkless' RL sampling temperature);
+4. accuracy, think share and tokens per (difficulty, mode), and the warm-up model's probability
+   of `<think>` / `<short>` as the first token of its turn -> OUT/summary.json (and stdout).
 
 Every step resumes when rerun (the pairs are deterministic, training resumes from its last
 checkpoint, the sweeps skip every record already written).
@@ -33,6 +35,27 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def first_token_probs(model_dir: str, task: str, limit: int | None) -> dict:
+    """P(<think>) and P(<short>) as the first token of the turn (the mode choice), per question."""
+    import torch
+
+    from thinkscale.formats import get_format
+    from thinkscale.models import load_model
+    from thinkscale.tasks import get_task
+
+    model, tok = load_model(model_dir, dtype="float32")
+    fmt = get_format("hybrid")
+    ids = {m: tok.convert_tokens_to_ids(f"<{m}>") for m in ("think", "short")}
+    probs = {m: [] for m in ids}
+    with torch.no_grad():
+        for ex in get_task(task).load(limit):
+            prompt = torch.tensor([tok.encode(fmt.render_prompt(tok, ex.question), add_special_tokens=False)])
+            p = model(prompt).logits[0, -1].float().softmax(-1)
+            for m, i in ids.items():
+                probs[m].append(float(p[i]))
+    return {f"p_{m}": {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for m, v in probs.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/hybrid")
@@ -40,6 +63,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps of the warm-up (batch 8)")
     ap.add_argument("--budget", type=int, default=128, help="thinking cap of the sweeps")
     ap.add_argument("--hard-limit", type=int, default=60, help="held-out hard questions")
+    ap.add_argument("--samples", type=int, default=4, help="samples per question of the sampled auto run")
     ap.add_argument("--json", action="store_true", help="only the summary JSON on stdout")
     args = ap.parse_args()
     log = sys.stderr if args.json else sys.stdout
@@ -74,11 +98,16 @@ def main() -> int:
                              batch_size=32)  # fmt: skip
         generate(cfg, run / "results.jsonl")
         metrics = write_report(run)
-        summary["tasks"][task] = {
-            r["requested_mode"]: {k: r.get(k) for k in ("questions", "accuracy", "think_share", "avg_thinking_tokens",
-                                                        "avg_answer_tokens", "avg_total_tokens", "by_mode")}
-            for r in metrics["runs"]
-        }  # fmt: skip
+        keep = ("questions", "n", "accuracy", "think_share", "avg_thinking_tokens", "avg_answer_tokens",
+                "avg_total_tokens", "by_mode")  # fmt: skip
+        summary["tasks"][task] = {r["requested_mode"]: {k: r.get(k) for k in keep} for r in metrics["runs"]}
+        sampled = GenerateConfig(task=task, limit=limit, model=str(model_dir), format="hybrid", modes=["auto"],
+                                 budgets=[args.budget], max_answer_tokens=16, batch_size=32, n=args.samples,
+                                 temperature=0.6)  # fmt: skip
+        generate(sampled, out / f"{task}-sampled" / "results.jsonl")
+        (run,) = write_report(out / f"{task}-sampled")["runs"]
+        summary["tasks"][task]["auto, T=0.6"] = {k: run.get(k) for k in keep}
+        summary["tasks"][task]["first_token"] = first_token_probs(str(model_dir), task, limit)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0

@@ -97,6 +97,13 @@ def cmd_train_sft(args) -> None:
     print(f"checkpoint in {out} (load it with --model {out})")
 
 
+def cmd_train_grpo(args) -> None:
+    from thinkscale.train.grpo import GRPORunConfig, train_grpo
+
+    out = train_grpo(from_args(GRPORunConfig, args))
+    print(f"checkpoint in {out} (load it with --model {out})")
+
+
 def cmd_batch_export(args) -> None:
     from thinkscale.infer.batch import BatchExportConfig, export_batch
 
@@ -385,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
 
     t = sub.add_parser(
-        "train", help="fine-tune on reasoning traces (train sft), merge FSDP shards (train merge)"
+        "train", help="fine-tune on reasoning traces (train sft), RL (train grpo), merge FSDP shards (train merge)"
     )
     tsub = t.add_subparsers(dest="train_command", required=True, metavar="STAGE")
     sft = tsub.add_parser(
@@ -397,6 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(sft, SFTRunConfig, help=SFT_FLAG_HELP)
     _add_config_flag(sft)
     sft.set_defaults(func=cmd_train_sft)
+    from thinkscale.train.grpo import GRPORunConfig
+
+    gr = tsub.add_parser(
+        "grpo", help="RL with verifiable rewards: GRPO, or Thinkless' decoupled GRPO (TRL GRPOTrainer)",
+        description="Sample --num-generations completions per question, reward them with the task's grader "
+        "(hybrid: per mode), and optimize with TRL's GRPOTrainer; --objective degrpo decouples the control "
+        "token's term (Thinkless). Generation: TRL's own path, the model's generate in this process (CPU or "
+        "GPU); --use-vllm generates with vLLM (colocated) where vLLM runs. Writes a normal HF checkpoint to "
+        "--out; --resume continues from the latest checkpoint.",
+    )  # fmt: skip
+    add_flags(gr, GRPORunConfig, help={k: v for k, v in SFT_FLAG_HELP.items() if k not in ("data", "format")}, groups={
+        "data (one of --task or --data)": GENERATION_GROUPS["data (one of --task or --data)"]})  # fmt: skip
+    _add_config_flag(gr)
+    gr.set_defaults(func=cmd_train_grpo)
     mg = tsub.add_parser("merge", help="merge FSDP sharded weights into one HF checkpoint",
                          description="accelerate's merge_fsdp_weights on a sharded (DCP) checkpoint, then "
                                      "safetensors + the base model's config, tokenizer and chat template.")  # fmt: skip

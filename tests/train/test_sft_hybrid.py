@@ -12,7 +12,8 @@ from thinkscale.cli import main
 from thinkscale.data.hybrid import HybridPairsConfig, build_pairs
 from thinkscale.formats import get_format
 from thinkscale.models import add_format_tokens, init_new_embeddings
-from thinkscale.train.sft import PairedSampler, pair_groups, to_conversations
+from thinkscale.train.sft import pair_groups, to_conversations
+from thinkscale.train.trainer import PairedSampler
 
 HYBRID = get_format("hybrid")
 

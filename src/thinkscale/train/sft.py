@@ -12,35 +12,34 @@ cost accuracy, so a high share is refused unless `allow_truncation` is set.
 mean embedding (`models.init_new_embeddings`); the chat template is checked not to pre-fill a mode
 nor strip thinking (else replaced, `formats.check_hybrid_template`); the control token is the
 first completion token, so it is inside the loss; the two rows of a pair (`data hybrid`) stay
-adjacent when the data is shuffled (`PairedSampler`).
+adjacent when the data is shuffled (`trainer.PairedSampler`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
-from thinkscale.configs import check_at_least, check_between, flag_name
+from thinkscale.configs import check_at_least, check_between
 from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import check_hybrid_template, get_format
-from thinkscale.models import DEFAULT_MODEL, add_format_tokens, init_new_embeddings
+from thinkscale.models import add_format_tokens, init_new_embeddings
 from thinkscale.run_dirs import check_run_dir, latest_checkpoint, save_final
+from thinkscale.train.trainer import TrainingConfig, launch_info, trainer_class
 
 RUN_FILE = "thinkscale_sft.json"
 
 
 @dataclass
-class SFTRunConfig:
-    """Defaults follow s1 (lr 1e-5 cosine to 0, 5% warmup, AdamW 0.9/0.95, wd 1e-4, 5 epochs,
-    effective batch 16), except `max_length`, sized for a CPU. CLI flags mirror these fields."""
+class SFTRunConfig(TrainingConfig):
+    """The training settings (`TrainingConfig`: s1's defaults), then the data and its layout;
+    `max_length` is sized for a CPU. CLI flags mirror these fields."""
 
     data: str = "arith"  # a traces file/dir or a built-in corpus: gsm8k-train, math-train, arith
     out: str = "runs/sft"
     format: str = "s1"
-    model: str = DEFAULT_MODEL
     question_field: str = "question"
     thinking_field: str = "thinking"
     answer_field: str = "answer"
@@ -49,56 +48,14 @@ class SFTRunConfig:
     max_length: int = 1024
     allow_truncation: bool = False
     max_truncated_share: float = 0.05  # above this share, refuse unless allow_truncation
-    learning_rate: float = 1e-5
-    epochs: float = 5.0
-    max_steps: int = -1  # > 0 overrides epochs (smoke runs)
-    batch_size: int = 16  # effective batch over all processes (micro_batch_size x processes x accumulation)
-    micro_batch_size: int = 4
-    warmup: float = 0.05  # a ratio of the steps
-    weight_decay: float = 1e-4
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
     packing: bool = False
-    save_steps: int = 100
-    logging_steps: int = 10
-    report_to: str = "none"  # none | tensorboard | wandb
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 on a CUDA device that supports it, fp32 elsewhere
-    resume: bool = False  # continue the run in `out` from its latest checkpoint
-    fsdp: bool = False  # FSDP2 (full shard per decoder layer) across the launched processes
-    fsdp_state_dict: str = "SHARDED_STATE_DICT"  # checkpoints: one shard per rank (merge them), or FULL_STATE_DICT
 
     def validate(self, processes: int = 1, launched: bool = False) -> None:
-        """`launched`: under torchrun / accelerate launch (a process group), which FSDP needs."""
         get_format(self.format)
-        if self.fsdp and not launched:
-            raise ThinkscaleError(
-                "--fsdp shards across launched processes: run it under `torchrun --nproc_per_node N -m "
-                "thinkscale.train sft ...` or `accelerate launch --config_file configs/accelerate/... "
-                "-m thinkscale.train sft ...`"
-            )
+        self.check_training(processes, launched)
         check_at_least(self, 8, "max_length")
-        check_at_least(self, 1, "batch_size", "micro_batch_size", "limit", "save_steps", "logging_steps")
+        check_at_least(self, 1, "limit")
         check_between(self, 0, 1, "max_truncated_share")
-        check_at_least(self, 0, "weight_decay")
-        for name in ("warmup", "adam_beta1", "adam_beta2"):  # warmup: TRL reads >= 1 as steps
-            if not 0 <= getattr(self, name) < 1:
-                raise ThinkscaleError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
-        if self.batch_size % (self.micro_batch_size * processes):
-            raise ThinkscaleError(
-                f"--batch-size {self.batch_size} is not a multiple of --micro-batch-size {self.micro_batch_size}"
-                + (f" x {processes} processes" if processes > 1 else "")
-            )
-        if self.learning_rate <= 0 or (self.max_steps <= 0 and self.epochs <= 0):
-            raise ThinkscaleError("--learning-rate and --epochs (or --max-steps) must be positive")
-        if self.fsdp_state_dict not in ("SHARDED_STATE_DICT", "FULL_STATE_DICT"):
-            raise ThinkscaleError(
-                f"--fsdp-state-dict must be SHARDED_STATE_DICT or FULL_STATE_DICT, got {self.fsdp_state_dict}"
-            )
-        if self.report_to not in ("none", "tensorboard", "wandb"):
-            raise ThinkscaleError(
-                f"--report-to must be none, tensorboard or wandb, got {self.report_to}"
-            )
 
 
 def to_conversations(traces: list[dict], fmt_name: str) -> list[dict]:
@@ -124,28 +81,6 @@ def pair_groups(traces: list[dict]) -> list[list[int]]:
         else:
             groups.append([i])
     return groups
-
-
-class PairedSampler:
-    """Shuffles groups, not rows: a hybrid pair's long and short rows stay adjacent (Thinkless'
-    warm-up), so with an even micro-batch they are trained on together. Seeded per epoch, so a
-    resumed run sees the order an uninterrupted one does."""
-
-    def __init__(self, groups: list[list[int]], seed: int):
-        self.groups, self.seed, self.epoch = groups, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        import torch
-
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        for i in torch.randperm(len(self.groups), generator=g).tolist():
-            yield from self.groups[i]
-
-    def __len__(self) -> int:
-        return sum(len(g) for g in self.groups)
 
 
 def length_report(rows: list[dict], tokenizer, max_length: int) -> dict:
@@ -225,12 +160,9 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     from thinkscale.models import load_tokenizer, resolve_model_path
 
-    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
-    cfg.validate(processes, launched="WORLD_SIZE" in os.environ)
+    processes, launched, main_process = launch_info()  # under `accelerate launch`, one process decides
+    cfg.validate(processes, launched)
     out = Path(cfg.out)
-    main_process = (
-        int(os.environ.get("RANK", "0")) == 0
-    )  # under `accelerate launch`, one process decides
     resume_from = (
         _check_out_dir(out, cfg) if main_process else latest_checkpoint(out) if cfg.resume else None
     )
@@ -253,36 +185,13 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     if not cfg.resume and main_process:
         run = {"config": {k: v for k, v in asdict(cfg).items() if k != "resume"}, "lengths": report}
         (out / RUN_FILE).write_text(json.dumps(run, indent=2))
-    bf16 = (
-        cfg.bf16
-        if cfg.bf16 is not None
-        else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    )
     args = SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup,  # TRL 1.x: a float below 1 is a ratio
-        weight_decay=cfg.weight_decay,
-        adam_beta1=cfg.adam_beta1,
-        adam_beta2=cfg.adam_beta2,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=cfg.batch_size // (cfg.micro_batch_size * processes),
+        **cfg.training_args(processes),
         max_length=cfg.max_length,
         completion_only_loss=True,
         packing=cfg.packing,
-        gradient_checkpointing=False,  # TRL defaults it on; on CPU it only costs time
-        bf16=bf16,
-        save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-        seed=cfg.seed,
-        use_cpu=not torch.cuda.is_available(),
-        **_fsdp_args(cfg),
     )
-    trainer = _trainer_class(SFTTrainer)(
+    trainer = trainer_class(SFTTrainer)(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
     if any(len(g) > 1 for g in groups) and not cfg.packing:
@@ -294,66 +203,3 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     trainer.train(resume_from_checkpoint=resume_from)
     save_final(trainer, tokenizer, out, main_process)
     return out
-
-
-def _fsdp_args(cfg: SFTRunConfig) -> dict:
-    # no layer classes named: accelerate wraps the model's own `_no_split_modules` (its decoder
-    # layers), as it does for a run launched with a config from configs/accelerate/
-    if not cfg.fsdp:
-        return {}
-    return {
-        "fsdp": "full_shard auto_wrap",
-        "fsdp_config": {
-            "version": 2,
-            "state_dict_type": cfg.fsdp_state_dict,
-            "reshard_after_forward": True,
-        },
-    }
-
-
-def _trainer_class(base):
-    """The Trainer with one fix: accelerate 1.15 turns on FSDP only for accelerator device types
-    (MULTI_GPU, MULTI_XPU, ...) and silently drops the FSDP plugin for MULTI_CPU (gloo), wrapping the
-    model in DDP instead. torch's FSDP2 runs on CPU, so the state is promoted to FSDP there: the same
-    code path a GPU run takes, testable on a laptop."""
-
-    class Trainer(base):
-        pair_groups: list[list[int]] | None = None  # hybrid pairs: shuffled as units
-
-        def _get_train_sampler(self, train_dataset=None):
-            if self.pair_groups is None or train_dataset not in (None, self.train_dataset):
-                return super()._get_train_sampler(train_dataset)
-            return PairedSampler(self.pair_groups, self.args.seed)
-
-        def create_accelerator_and_postprocess(self) -> None:
-            from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
-
-            wants_fsdp = self.args.fsdp_plugin_args is not None or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
-            super().create_accelerator_and_postprocess()
-            state = self.accelerator.state
-            if wants_fsdp and state.distributed_type == DistributedType.MULTI_CPU:
-                args = self.args.fsdp_plugin_args
-                state.fsdp_plugin = FullyShardedDataParallelPlugin(**args) if args else FullyShardedDataParallelPlugin()
-                state.distributed_type = DistributedType.FSDP
-                self.is_fsdp_enabled = True
-
-        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-            # Sharded checkpoints stay sharded (fast, resumable); the final model, and every
-            # checkpoint under FULL_STATE_DICT, is one normal HF checkpoint gathered from the shards.
-            if not self.is_fsdp_enabled:
-                return super().save_model(output_dir, _internal_call)
-            full = "FULL" in str(self.accelerator.state.fsdp_plugin.state_dict_type)
-            if _internal_call and not full:
-                return super().save_model(output_dir, _internal_call)
-            from torch.distributed.tensor import DTensor
-
-            # every rank takes part in each gather (accelerate's get_state_dict hands back DTensors
-            # under gloo, which save_pretrained cannot flatten)
-            state_dict = {
-                k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
-                for k, v in self.accelerator.get_state_dict(self.model).items()
-            }
-            if self.args.should_save:
-                self._save(output_dir, state_dict=state_dict)
-
-    return Trainer
