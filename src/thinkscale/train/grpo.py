@@ -21,6 +21,7 @@ reward below, and optimizes. thinkscale adds:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,15 +177,23 @@ def batch_stats(judged: list[dict]) -> dict[str, float]:
 
 
 def grpo_trainer_class(objective: str, alpha: float):
-    """TRL's GRPOTrainer with thinkscale's fixes; for degrpo, its loss replaced (one method) and the
-    equal-reward groups marked (where the whole group is in view)."""
+    """TRL's GRPOTrainer with thinkscale's fixes and its sampling timed; for degrpo, its loss
+    replaced (one method) and the equal-reward groups marked (where the whole group is in view)."""
     from trl import GRPOTrainer
 
-    base = trainer_class(GRPOTrainer)
-    if objective != "degrpo":
-        return base
+    class Trainer(trainer_class(GRPOTrainer)):
+        def _generate(self, prompts):
+            """Sampling, timed: each step logs `generate_seconds` beside TRL's `step_time`."""
+            start = time.perf_counter()
+            try:
+                return super()._generate(prompts)
+            finally:
+                self._log_metric("generate_seconds", time.perf_counter() - start)
 
-    class DeGRPOTrainer(base):
+    if objective != "degrpo":
+        return Trainer
+
+    class DeGRPOTrainer(Trainer):
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
             a = out["advantages"]  # reward - group mean, groups consecutive: std-free, so all 0 <=> equal rewards
