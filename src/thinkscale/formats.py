@@ -19,7 +19,7 @@ and what is forced before the answer when thinking is cut. It imports no stage.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import option
@@ -138,16 +138,6 @@ FORMATS: dict[str, ThinkFormat] = {
         answer_prefix="",
         forced_answer_prefix="Final Answer:",
     ),
-    "hybrid": ThinkFormat(
-        name="hybrid",
-        think_start="<think>\n",
-        think_end="</think>",
-        answer_start="</think>\n\n",
-        answer_prefix="",
-        forced_answer_prefix="Final Answer:",
-        short_start="<short>\n",
-        added_tokens=("<think>", "</think>", "<short>"),
-    ),
     "plain": ThinkFormat(
         name="plain",
         think_start="",
@@ -158,6 +148,9 @@ FORMATS: dict[str, ThinkFormat] = {
     ),
 }
 
+# hybrid: r1's thinking layout, plus the short mode; the control tokens are added to the tokenizer
+FORMATS["hybrid"] = replace(FORMATS["r1"], name="hybrid", short_start="<short>\n",
+                            added_tokens=("<think>", "</think>", "<short>"))  # fmt: skip
 
 CUSTOM = "custom"
 FORMAT_NAMES = (*FORMATS, CUSTOM)

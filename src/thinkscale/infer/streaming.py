@@ -21,7 +21,8 @@ from thinkscale.records import Record
 class StreamEvent:
     """`text` to append (after deleting the last `retract` characters already shown: a
     tokenizer may re-spell the tail, and a multi-token delimiter replaced by Wait leaves).
-    `phase`: think | answer, or done for the last event, which carries the graded record."""
+    `phase`: think | answer (mode: a hybrid model's control token), or done for the last event,
+    which carries the graded record."""
 
     phase: str
     text: str
