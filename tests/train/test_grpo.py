@@ -211,9 +211,11 @@ def test_a_task_without_gold_answers_is_refused(tmp_path, tiny_checkpoint):
     assert not (tmp_path / "g").exists()
 
 
-def test_two_launched_processes_train_one_model(tmp_path, tiny_checkpoint, free_port):
-    """`accelerate launch --num_processes 2 --cpu -m thinkscale.train grpo`: data parallel (DDP,
-    gloo) across two processes, one checkpoint out. (FSDP with GRPO is not wired yet: README.)"""
+def test_fsdp_across_two_launched_processes(tmp_path, tiny_checkpoint, free_port):
+    """`accelerate launch --config_file configs/accelerate/fsdp_cpu_2.yaml -m thinkscale.train grpo`:
+    the same launch configs as `train sft`; FSDP2 shards across 2 CPU processes (TRL's trainer
+    resets the shared state to MULTI_CPU after __init__, so the promotion is redone before the model
+    is wrapped: without it the model came out DDP and generation failed), one checkpoint out."""
     import os
     import subprocess
     import sys
@@ -222,12 +224,15 @@ def test_two_launched_processes_train_one_model(tmp_path, tiny_checkpoint, free_
     from transformers import AutoModelForCausalLM
 
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--num_processes", "2", "--cpu", "--main_process_port", str(free_port()),
+    config = Path(__file__).parents[2] / "configs" / "accelerate" / "fsdp_cpu_2.yaml"
+    cmd = [str(accelerate), "launch", "--config_file", str(config), "--main_process_port", str(free_port()),
            "-m", "thinkscale.train", "grpo", "--data", task_file(tmp_path), "--grader", "numeric", "--format", "plain",
            "--model", str(tiny_checkpoint), "--out", str(tmp_path / "g"), "--max-steps", "2", "--num-generations", "4",
            "--batch-size", "8", "--micro-batch-size", "2", "--max-completion-length", "6", "--temperature", "1.0",
-           "--learning-rate", "1e-2", "--save-steps", "1"]  # fmt: skip
+           "--learning-rate", "1e-2", "--save-steps", "1", "--fsdp"]  # fmt: skip
     done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "g" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    shards = tmp_path / "g" / "checkpoints" / "checkpoint-2" / "pytorch_model_fsdp_0"
+    assert sorted(p.name for p in shards.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]  # sharded
     AutoModelForCausalLM.from_pretrained(tmp_path / "g")  # one normal checkpoint

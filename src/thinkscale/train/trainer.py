@@ -154,14 +154,24 @@ def trainer_class(base):
             return PairedSampler(self.pair_groups, self.args.seed)
 
         def create_accelerator_and_postprocess(self) -> None:
+            super().create_accelerator_and_postprocess()
+            self._promote_fsdp()
+
+        def _prepare_for_training(self, *args, **kwargs):
+            # again right before the model is wrapped: TRL's GRPOTrainer touches the shared
+            # distributed state after __init__, which sets MULTI_CPU back (the model came out DDP)
+            self._promote_fsdp()
+            return super()._prepare_for_training(*args, **kwargs)
+
+        def _promote_fsdp(self) -> None:
             from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
             wants_fsdp = self.args.fsdp_plugin_args is not None or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
-            super().create_accelerator_and_postprocess()
             state = self.accelerator.state
             if wants_fsdp and state.distributed_type == DistributedType.MULTI_CPU:
-                args = self.args.fsdp_plugin_args
-                state.fsdp_plugin = FullyShardedDataParallelPlugin(**args) if args else FullyShardedDataParallelPlugin()
+                if getattr(state, "fsdp_plugin", None) is None:
+                    args = self.args.fsdp_plugin_args
+                    state.fsdp_plugin = FullyShardedDataParallelPlugin(**args) if args else FullyShardedDataParallelPlugin()
                 state.distributed_type = DistributedType.FSDP
                 self.is_fsdp_enabled = True
 
