@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {gguf_name} to a HF checkpoint (once) ...", flush=True)
+    print(f"converting {gguf_name} to a HF checkpoint (once) ...", file=sys.stderr, flush=True)  # stdout: results only
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
     # The GGUF loader tags the model as quantized; the weights are already dequantized.
