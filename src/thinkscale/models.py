@@ -40,7 +40,9 @@ def offline() -> None:
 
 
 def thinkscale_home() -> Path:
-    return Path(os.environ.get("THINKSCALE_HOME", Path.home() / ".cache" / "thinkscale"))
+    """`$THINKSCALE_HOME`, default ~/.cache/thinkscale; set but empty counts as unset (it meant
+    the current directory, and a 269 MB model appeared inside a git checkout)."""
+    return Path(os.environ.get("THINKSCALE_HOME") or Path.home() / ".cache" / "thinkscale")
 
 
 def package_dir(module: str) -> Path:
