@@ -117,12 +117,11 @@ class Rewards:
         from thinkscale.tasks.grading import GradingPool
 
         self.task, self.examples, self.fmt, self.tokenizer, self.values = task, examples, fmt, tokenizer, rewards
+        from thinkscale.infer.forcing import ForcingTokens
+
         self.pool = pool or GradingPool(workers=1)
-        self.stop = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")} - {None}
-        self.controls = {}
-        if fmt.hybrid:
-            self.controls = {tokenizer.convert_tokens_to_ids(t.rstrip("\n")): m
-                             for m, t in (("think", fmt.think_start), ("short", fmt.short_start))}  # fmt: skip
+        tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)  # the engine's stop and control ids
+        self.stop, self.controls = tokens.stop, dict(tokens.controls)
 
     def judge(self, completion_ids: list[list[int]], index: list[int]) -> list[dict]:
         """Per completion: mode, malformed, pred, correct."""
