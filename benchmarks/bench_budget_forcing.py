@@ -9,6 +9,10 @@ Every figure is a ratio against a baseline measured in the same run:
       (a large tensor copy, measured here); fp32 weights (bf16 reported beside it).
   p9  useful tokens / row-steps computed, on a skewed sweep (caps 16..512 mixed, 64 requests,
       batch 16); a static batch of the same requests is computed from the same lengths.
+  p12 tokens/s of an adaptive-thinking run (a probe every 64 thinking tokens: the forced answer
+      text + 20 answer tokens, branched off the row and taken back) / the same requests without
+      probes (64 requests, cap 256 reached by every row, batch 16): both produce the same tokens,
+      so this is the cost of probing inside the single pass.
 
     python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm]
 
@@ -28,6 +32,7 @@ import time
 import torch
 
 from thinkscale.formats import get_format
+from thinkscale.infer.adaptive import AdaptiveRule
 from thinkscale.infer.forcing import Budget, ForcingTokens
 from thinkscale.infer.hf_engine import HFEngine, Request, left_pad
 from thinkscale.infer.multiround import run_multiround
@@ -215,6 +220,28 @@ def main() -> None:
     results["p9_detail"] = {"useful_tokens": eng9.stats.useful_tokens, "row_steps": eng9.stats.row_steps, "seconds": t9,
                             "static_batch_utilization": sum(ordered) / static_steps}  # fmt: skip
     log(f"P9 useful tokens / row-steps: {results['p9']:.3f}  {results['p9_detail']}")
+
+    # P12: adaptive probes (never settling: no reader) vs the same run without them
+    cap12, every = 256 // scale, 64 // scale
+    never = AdaptiveRule("consistency", every=every, tokens=20, agree=10**6)
+
+    def reqs12(rule) -> list[Request]:
+        return [Request(i, p, Budget(cap12, min_thinking_tokens=cap12, max_answer_tokens=16, adaptive=rule))
+                for i, p in enumerate(ps)]  # fmt: skip
+
+    eng_plain, eng_probe = (HFEngine(model, tokens, args.batch, tokenizer.pad_token_id) for _ in range(2))
+    plain12, t_plain12 = timed(lambda: list(eng_plain.run(reqs12(None))))
+    probed12, t_probe12 = timed(lambda: list(eng_probe.run(reqs12(never))))
+    generated = sum(len(f.state.generated) for f in probed12)
+    results["p12"] = (generated / t_probe12) / (sum(len(f.state.generated) for f in plain12) / t_plain12)
+    results["p12_detail"] = {
+        "adaptive_tokens_per_s": generated / t_probe12, "plain_tokens_per_s": generated / t_plain12,
+        "generated_tokens": generated, "probes": sum(len(f.state.probes) for f in probed12),
+        "probe_tokens": sum(f.state.probe_tokens for f in probed12),
+        "same_outputs": sorted((f.request.key, f.state.generated) for f in plain12)
+        == sorted((f.request.key, f.state.generated) for f in probed12),
+    }  # fmt: skip
+    log(f"P12 adaptive (probes every {every}) / plain tokens/s: {results['p12']:.3f}  {results['p12_detail']}")
     if args.json:
         print(json.dumps(results, indent=2))
 

@@ -38,6 +38,10 @@ def gen_args(data, model, out, *extra):
         ('{"q": "1+1?", "a": "2"}\n{"q": "2+2?"}\n', [], "q.jsonl:2: missing field 'a'"),
         ("", [], "empty dataset"),
         (None, ["--n", "3"], "--temperature > 0"),
+        (None, ["--adaptive", "consistency", "--forcing", "multi-round"], "--adaptive needs --engine hf --forcing single-pass"),
+        (None, ["--adaptive", "consistency", "--probe-every", "0"], "--probe-every must be >= 1"),
+        (None, ["--adaptive", "confidence", "--confidence", "1.5"], "--confidence must be in (0, 1]"),
+        (None, ["--adaptive", "consistency", "--format", "plain"], "--format plain does not think"),
     ],
 )
 def test_bad_input_is_one_clear_line(

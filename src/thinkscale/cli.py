@@ -83,6 +83,15 @@ def cmd_report(args) -> None:
     print(f"wrote scaling.png, parallel.png, report.html, metrics.json in {args.run}")
 
 
+def cmd_frontier(args) -> None:
+    from thinkscale.eval.frontier import frontier_table
+    from thinkscale.eval.report import write_frontier
+
+    metrics, out = write_frontier(args.paths, args.out)
+    print(frontier_table(metrics["frontier"]))
+    print(f"wrote frontier.png, report.html, metrics.json in {out} (*: on the Pareto frontier)")
+
+
 def cmd_train_merge(args) -> None:
     from thinkscale.train.merge import merge_shards
 
@@ -390,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="scaling.png, parallel.png and report.html for a run dir")
     r.add_argument("run", help="run directory (with results.jsonl)")
     r.set_defaults(func=cmd_report)
+
+    f = sub.add_parser("frontier", help="accuracy vs total tokens: budget caps, n x majority vote, adaptive runs",
+                       description="Evaluate the records of every results file given (a budget sweep with --n "
+                       "samples, adaptive runs, ...) together and draw the compute-matched frontier: accuracy "
+                       "vs average generated tokens per question (thinking + answer + adaptive probes; maj@k "
+                       "over k samples costs k times), the Pareto set marked. Writes metrics.json (its "
+                       "'frontier' table), frontier.png and report.html.")  # fmt: skip
+    f.add_argument("paths", nargs="+", help="results files, or directories whose *.jsonl are results")
+    f.add_argument("--out", help="output directory (default: the first directory given)")
+    f.set_defaults(func=cmd_frontier)
 
     t = sub.add_parser(
         "train", help="fine-tune on reasoning traces (train sft), RL (train grpo), merge FSDP shards (train merge)"

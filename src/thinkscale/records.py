@@ -29,7 +29,7 @@ RECORD_FIELDS = (
     "answer_tokens", "capped", "waits", "finish_reason",
 )  # fmt: skip
 # settings that change what a record means: resuming with other values would mix two experiments
-SETTINGS = ("model", "format", "temperature", "seed", "min_thinking", "forcing")
+SETTINGS = ("model", "format", "temperature", "seed", "min_thinking", "forcing", "adaptive")
 
 Record = dict[str, Any]
 
@@ -126,6 +126,11 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     # hybrid models: the mode a sample chose, and the one it was asked for (part of the key)
     "mode": (lambda v: v is None or v in ("think", "short", "none"), "think, short, none or null"),
     MODE_KEY: (lambda v: v is None or v in ("auto", "think", "short"), "auto, think, short or null"),
+    # adaptive thinking: what ended thinking, and the probes' compute
+    "stopped_by": (lambda v: v is None or v in ("model", "cap", "adaptive"), "model, cap, adaptive or null"),
+    "adaptive": (lambda v: v is None or isinstance(v, str), "a string (the rule's label) or null"),
+    "probes": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0 or null"),
+    "probe_tokens": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0 or null"),
 }
 
 

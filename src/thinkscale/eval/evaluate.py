@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from thinkscale import ThinkscaleError
+from thinkscale.eval.frontier import frontier
 from thinkscale.eval.metrics import hybrid_metrics, run_metrics, scaling_metrics
 from thinkscale.records import MODE_KEY, load_records, record_name, write_json_atomic
 from thinkscale.tasks.extract import extract_for
@@ -52,19 +53,24 @@ def evaluate(records: list[dict], pool: GradingPool | None = None) -> dict:
     pool = pool or GradingPool(workers=1)
     try:
         _fill_missing(records, pool)
-        # a run: (task, budget, num_ignore, and a hybrid model's requested mode)
+        # a run: (task, budget, num_ignore, a hybrid model's requested mode, an adaptive rule, and
+        # the temperature: records of several files, e.g. a greedy sweep and sampled runs)
         runs_records: dict[tuple, list[dict]] = defaultdict(list)
         for r in records:
-            runs_records[(r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0), r.get(MODE_KEY))].append(r)
+            key = (r.get("task"), r.get("budget"), int(r.get("num_ignore") or 0), r.get(MODE_KEY), r.get("adaptive"),
+                   r.get("temperature"))  # fmt: skip
+            runs_records[key].append(r)
 
         def equal_for(kind: str):
             # group answers with the same grader that judges them (numeric runs in-process)
             return lambda a, b: pool.equivalent(kind, a, b)
 
         runs = []
-        for (task, budget, ni, mode), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):
+        for (task, budget, ni, mode, rule, temp), rs in sorted(runs_records.items(), key=lambda kv: _sort_key(kv[0])):
             m = run_metrics(rs, equal_for(rs[0].get("grader", "math")))
-            runs.append({"task": task, "budget": budget, "num_ignore": ni, **({MODE_KEY: mode} if mode else {}), **m})
+            runs.append({"task": task, "budget": budget, "num_ignore": ni, **({MODE_KEY: mode} if mode else {}),
+                         **({"adaptive": rule} if rule else {}), **({"temperature": temp} if temp is not None else {}),
+                         **m})  # fmt: skip
         tasks = {}
         for task in sorted({r["task"] for r in runs}, key=str):
             task_runs = [r for r in runs if r["task"] == task]
@@ -72,12 +78,12 @@ def evaluate(records: list[dict], pool: GradingPool | None = None) -> dict:
             # s1's scaling metrics over the budget sweep: of a hybrid model, its forced-think runs
             # (where budget forcing acts), else its auto runs
             scaled = scaled_runs(task_runs)
-            keys = {(r["task"], r["budget"], r["num_ignore"], r.get(MODE_KEY)) for r in scaled}
+            keys = {(r["task"], r["budget"], r["num_ignore"], r.get(MODE_KEY), None, r.get("temperature")) for r in scaled}
             tasks[task] = scaling_metrics(scaled, {k: v for k, v in task_recs.items() if k in keys})
             if any("think_share" in r for r in task_runs):  # a hybrid model: how often it chose to think
                 chose = [r for k, rs in task_recs.items() if k[3] in (None, "auto") for r in rs]
                 tasks[task]["think_share"] = hybrid_metrics(chose).get("think_share")
-        return {"runs": runs, "tasks": tasks}
+        return {"runs": runs, "tasks": tasks, "frontier": frontier(runs)}
     finally:
         if own:
             pool.close()
@@ -87,15 +93,16 @@ MODE_ORDER = {None: 0, "auto": 0, "think": 1, "short": 2}
 
 
 def scaled_runs(task_runs: list[dict]) -> list[dict]:
-    """The runs of one task that form its budget sweep: all of them, or of a hybrid model its
-    forced-think runs (where budget forcing acts), else its auto runs."""
+    """The runs of one task that form its budget sweep: all of them but adaptive ones, or of a
+    hybrid model its forced-think runs (where budget forcing acts), else its auto runs."""
+    task_runs = [r for r in task_runs if "adaptive" not in r] or task_runs
     return ([r for r in task_runs if r.get(MODE_KEY) in (None, "think")]
             or [r for r in task_runs if r.get(MODE_KEY) == "auto"] or task_runs)  # fmt: skip
 
 
 def _sort_key(key: tuple) -> tuple:
-    task, budget, ni, mode = key
-    return (str(task), MODE_ORDER[mode], budget is None, budget or 0, ni)
+    task, budget, ni, mode, rule, temp = key
+    return (str(task), rule is not None, str(rule), temp or 0, MODE_ORDER[mode], budget is None, budget or 0, ni)
 
 
 def evaluate_path(path: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
@@ -137,6 +144,12 @@ def summary_table(metrics: dict) -> str:
             lines.append(f"{r['task']} budget {r['budget']} --mode {r.get(MODE_KEY)}: think share "
                          f"{100 * r['think_share']:.0f}%, accuracy {100 * r['accuracy']:.1f}%, "
                          f"{r['avg_total_tokens']:.1f} tokens ({modes})")  # fmt: skip
+    for r in metrics["runs"]:
+        if "adaptive" in r:  # early exit: how often, at what probe cost
+            early = r["stopped_by"]["adaptive"]
+            lines.append(f"{r['task']} budget {r['budget']} adaptive {r['adaptive']}: accuracy {100 * r['accuracy']:.1f}%, "
+                         f"{r['avg_thinking_tokens']:.1f} thinking + {r['avg_probe_tokens']:.1f} probe tokens "
+                         f"({r['avg_probes']:.1f} probes), stopped early {early}/{r['samples']}")  # fmt: skip
     for task, t in metrics["tasks"].items():
         ctrl = "-" if t["control"] is None else f"{100 * t['control']:.0f}%"
         scal = "-" if t["scaling"] is None else f"{t['scaling']:.2f}"

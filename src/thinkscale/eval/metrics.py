@@ -7,6 +7,8 @@
 - s1 scaling metrics over a sweep (per task): Control, Scaling, Performance.
 - hybrid models (Thinkless): think share (samples that chose `<think>`), and accuracy and tokens
   per chosen mode.
+- adaptive thinking: probes and probe tokens per sample, and how often thinking ended early. Probe
+  tokens are compute: `avg_total_tokens` counts them (thinking + answer + probes).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def run_metrics(records: list[dict], equal: EqualFn) -> dict:
         "avg_thinking_tokens": sum(think) / len(think),
         "avg_answer_tokens": sum(int(r.get("answer_tokens") or 0) for r in records) / len(records),
         "avg_total_tokens": sum(_tokens(r) for r in records) / len(records),
+        "avg_probe_tokens": sum(int(r.get("probe_tokens") or 0) for r in records) / len(records),
         "min_thinking_tokens": min(think),
         "max_thinking_tokens": max(think),
         "avg_waits": sum(int(r.get("waits") or 0) for r in records) / len(records),
@@ -105,11 +108,15 @@ def run_metrics(records: list[dict], equal: EqualFn) -> dict:
     m["accuracy_by_thinking_length"] = _accuracy_by_length(records)
     m.update(_grader_metrics(records))
     m.update(hybrid_metrics(records))
+    if any("probes" in r for r in records):
+        m["avg_probes"] = sum(int(r.get("probes") or 0) for r in records) / len(records)
+        m["stopped_by"] = {k: sum(r.get("stopped_by") == k for r in records) for k in ("model", "cap", "adaptive")}
     return m
 
 
 def _tokens(r: dict) -> int:
-    return int(r.get("thinking_tokens") or 0) + int(r.get("answer_tokens") or 0)
+    """A sample's generated compute: thinking + answer + adaptive probes."""
+    return sum(int(r.get(k) or 0) for k in ("thinking_tokens", "answer_tokens", "probe_tokens"))
 
 
 def hybrid_metrics(records: list[dict]) -> dict:

@@ -1,4 +1,5 @@
-"""`thinkscale report`: scaling.png, parallel.png and report.html for a run directory."""
+"""`thinkscale report`: scaling.png, parallel.png (frontier.png, hybrid.png where they apply) and
+report.html for a run directory; `thinkscale frontier`: the same over several results files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from thinkscale import ThinkscaleError
 from thinkscale.eval.evaluate import evaluate, results_path, scaled_runs
 from thinkscale.plots import annotate_points, figure
 from thinkscale.records import load_records, write_json_atomic, write_text_atomic
@@ -103,6 +105,45 @@ def plot_hybrid(metrics: dict, path: Path) -> None:
         annotate_points(ax, labels)
 
 
+FRONTIER_MARKERS = {"sequential": "o", "parallel": "x", "adaptive": "*"}
+
+
+def plot_frontier(metrics: dict, path: Path) -> None:
+    """Accuracy vs average generated tokens per question (thinking + answer + probes; k samples
+    cost k times): sequential caps, parallel maj@k, adaptive runs; the Pareto frontier drawn."""
+    with figure(path, figsize=(7.2, 4.6)) as (fig, ax):
+        labels = []
+        for i, (task, pts) in enumerate(metrics["frontier"].items()):
+            color = f"C{i % 10}"
+            for kind, marker in FRONTIER_MARKERS.items():
+                mine = [p for p in pts if p["kind"] == kind]
+                if not mine:
+                    continue
+                xs, ys = [p["tokens"] for p in mine], [100 * p["accuracy"] for p in mine]
+                if kind == "sequential":
+                    ax.plot(xs, ys, marker=marker, color=color, alpha=0.7, label=f"{task}: sequential (caps)")
+                else:
+                    ax.scatter(xs, ys, marker=marker, s=110 if kind == "adaptive" else 40, color=color,
+                               label=f"{task}: {kind}" + (" (maj@k)" if kind == "parallel" else ""))  # fmt: skip
+                labels += [(p["tokens"], 100 * p["accuracy"], p["label"].split(" every")[0]) for p in mine
+                           if kind != "parallel" or p["pareto"]]  # fmt: skip
+            front = [p for p in pts if p["pareto"]]
+            ax.step([p["tokens"] for p in front], [100 * p["accuracy"] for p in front], where="post",
+                    color=color, linestyle=":", linewidth=2, label=f"{task}: Pareto frontier")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("average generated tokens per question (thinking + answer + probes; x k samples)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Compute-matched frontier: sequential vs parallel vs adaptive")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        annotate_points(ax, labels)
+
+
+def has_frontier(metrics: dict) -> bool:
+    """Worth a plot: some task has more than the sequential caps (parallel or adaptive points)."""
+    return any(p["kind"] != "sequential" for pts in metrics.get("frontier", {}).values() for p in pts)
+
+
 def plot_parallel(metrics: dict, path: Path) -> None:
     """pass@k and maj@k vs k, for each run with more than one sample per question."""
     with figure(path) as (fig, ax):
@@ -147,12 +188,16 @@ def render_html(**context) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
-    """Write scaling.png (steps.png for DoT), parallel.png, report.html (and metrics.json if
-    missing) into run_dir."""
-    src = results_path(run_dir)
-    out_dir = src.parent
-    records = load_records(src)
+def write_report(run_dir: str | Path, metrics: dict | None = None, records: list[dict] | None = None,
+                 source: str | None = None) -> dict:  # fmt: skip
+    """Write scaling.png (steps.png for DoT), parallel.png, frontier.png and hybrid.png where
+    they apply, report.html (and metrics.json if missing) into run_dir. `records` (with
+    `source` naming them): records gathered elsewhere, instead of run_dir's results file."""
+    if records is None:
+        src = results_path(run_dir)
+        out_dir, records, source = src.parent, load_records(src), str(src)
+    else:
+        out_dir = Path(run_dir)
     if metrics is None:
         metrics = evaluate(records)
         write_json_atomic(out_dir / "metrics.json", metrics)
@@ -163,6 +208,16 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
     hybrid = any("think_share" in r for r in metrics["runs"])
     if hybrid:
         plot_hybrid(metrics, out_dir / "hybrid.png")
+    if "frontier" not in metrics:  # metrics.json of an older version
+        from thinkscale.eval.frontier import frontier
+
+        metrics["frontier"] = frontier(metrics["runs"])
+    with_frontier = has_frontier(metrics)
+    if with_frontier:
+        plot_frontier(metrics, out_dir / "frontier.png")
+    front_rows = [{**p, "task": task, "matched": (p.get("matched") or {}).get("label"),
+                   "token_ratio": (p.get("matched") or {}).get("token_ratio")}
+                  for task, pts in metrics["frontier"].items() for p in pts]  # fmt: skip
     runs = [{**r, "pass@n": r["pass@k"][str(r["n"])], "maj@n": r["maj@k"][str(r["n"])]}
             for r in metrics["runs"]]  # fmt: skip
     samples = []
@@ -174,11 +229,11 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
                         "question": str(r.get("question", "")), "thinking": str(r.get("thinking", "")),
                         "answer": str(r.get("answer", "")), "filter_key": filter_key})  # fmt: skip
     # what a grader or a judge adds (EM/F1, chance, judge), shown where some run has it
-    extra_cols = [c for c in ("em", "f1", "chance", "judge_accuracy", "judge_agreement", "think_share")
-                  if any(c in r for r in runs)]  # fmt: skip
+    extra_cols = [c for c in ("em", "f1", "chance", "judge_accuracy", "judge_agreement", "think_share",
+                              "adaptive", "avg_probes", "avg_probe_tokens") if any(c in r for r in runs)]  # fmt: skip
     mode_cols = ["requested_mode"] if hybrid else []
     page = render_html(
-        source=str(src),
+        source=source,
         runs=runs,
         run_cols=["task", *mode_cols, "budget", "num_ignore", "questions", "n", "accuracy", *extra_cols, "pass@n", "maj@n",
                   "avg_thinking_tokens", "avg_answer_tokens", "avg_total_tokens", "min_thinking_tokens",
@@ -189,8 +244,47 @@ def write_report(run_dir: str | Path, metrics: dict | None = None) -> dict:
         curve_png=base64.b64encode((out_dir / curve).read_bytes()).decode(),
         parallel_png=base64.b64encode((out_dir / "parallel.png").read_bytes()).decode(),
         hybrid_png=base64.b64encode((out_dir / "hybrid.png").read_bytes()).decode() if hybrid else "",
+        frontier_png=base64.b64encode((out_dir / "frontier.png").read_bytes()).decode() if with_frontier else "",
+        frontier=front_rows if with_frontier else [],
+        frontier_cols=["task", "kind", "label", "tokens", "accuracy", "pareto", "matched", "token_ratio"],
         samples=samples,
         samples_hidden=max(0, len(records) - MAX_SAMPLES),
     )  # fmt: skip
     write_text_atomic(out_dir / "report.html", page)
     return metrics
+
+
+def record_files(paths: list[str | Path]) -> list[Path]:
+    """Results files named directly or found in directories (their *.jsonl), each once."""
+    files: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                raise ThinkscaleError(f"{path}: no *.jsonl results files in this directory")
+            files.update(dict.fromkeys(f.resolve() for f in found))
+        elif path.is_file():
+            files[path.resolve()] = None
+        else:
+            raise ThinkscaleError(f"{path}: file not found")
+    return list(files)
+
+
+def write_frontier(paths: list[str | Path], out: str | Path | None = None) -> tuple[dict, Path]:
+    """`thinkscale frontier`: evaluate the records of every file together (a budget sweep with
+    n samples, adaptive runs, ...) and write metrics.json (with the frontier table),
+    frontier.png and report.html into `out` (default: the first directory given, else the first
+    file's directory)."""
+    files = record_files(paths)
+    records = [r for f in files for r in load_records(f)]
+    if not records:
+        raise ThinkscaleError(f"{', '.join(map(str, paths))}: no records")
+    metrics = evaluate(records)
+    first = Path(paths[0])
+    out_dir = Path(out) if out else (first if first.is_dir() else first.parent)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    write_report(out_dir, metrics, records, source=", ".join(map(str, files)))
+    if not has_frontier(metrics):  # the report left it out; the frontier command always draws it
+        plot_frontier(metrics, out_dir / "frontier.png")
+    return metrics, out_dir

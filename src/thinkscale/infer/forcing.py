@@ -18,6 +18,12 @@ every mode. A forced mode (`Budget.mode` think | short) starts in that phase dir
 A multi-token delimiter (e.g. `</think>` on a tokenizer without it as one token) is recognised
 when its last token is proposed; its earlier tokens are already in the KV cache, so the machine
 asks the engine to roll them back (the engine masks them out of attention).
+Adaptive thinking (`Budget.adaptive`, see `adaptive.py`) adds a `probe` phase: every `every`
+thinking tokens (and, for `confidence`, where the model starts a `Wait`) the row holds its
+proposed token, feeds the forced answer text and up to `tokens` greedy answer tokens, then asks
+the engine to roll all of them back (`hidden_rollback`) and goes on with the held token, or, when
+the probes say the answer is settled and an end of thinking is allowed (Waits spent, minimum
+reached), ends thinking there as the cap would (`stopped_by` adaptive). The cap still wins.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-THINK, ANSWER, DONE, MODE = "think", "answer", "done", "mode"
+from thinkscale.infer.adaptive import AdaptiveRule, Probe, settled
+
+THINK, ANSWER, DONE, MODE, PROBE = "think", "answer", "done", "mode", "probe"
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class Budget:
     max_answer_tokens: int = 256
     max_total_tokens: int = 4096  # safety net when there is no cap
     mode: str | None = None  # hybrid formats: auto (the model chooses), think or short (forced)
+    adaptive: AdaptiveRule | None = None  # end thinking early when probes say the answer is settled
 
     @property
     def thinking_cap(self) -> int:
@@ -124,8 +133,19 @@ class RowState:
     finish_reason: str | None = None
     rollback: int = 0  # fed tokens the engine must drop from the KV cache before the next feed
     mode: str | None = None  # hybrid: think | short | none (what this sample did)
+    probes: list[Probe] = field(default_factory=list)  # adaptive: every finished probe
+    probe_tokens: int = 0  # tokens fed or decoded by probes (compute, not output)
+    adaptive_stop: bool = False  # thinking ended because the probes settled
+    hidden_rollback: int = 0  # probe tokens the engine must drop from the KV cache (not output)
+    _probe: Probe | None = None
+    _probe_queue: deque = field(default_factory=deque)
+    _probe_fed: int = 0  # tokens of the running probe already fed to the model
+    _held: int | None = None  # the row's own proposed token, fed after the probe
+    _next_probe: int = 0
 
     def __post_init__(self) -> None:
+        if self.budget.adaptive is not None:
+            self._next_probe = self.budget.adaptive.every
         if self.tokens.controls:
             self.mode = self.budget.mode if self.budget.mode in ("think", "short") else None
             if self.mode is None:
@@ -140,6 +160,8 @@ class RowState:
     # -- what the engine asks -------------------------------------------------------------
     def forced_next(self) -> int | None:
         """The token this row must take next regardless of the model, if any."""
+        if self.phase == PROBE:
+            return self._probe_queue[0] if self._probe_queue else None
         self._enforce_cap()
         return self.queue[0] if self.queue else None
 
@@ -152,9 +174,17 @@ class RowState:
             return ids
         return ()
 
-    def step(self, proposed: int) -> int | None:
+    @property
+    def probing(self) -> bool:
+        """A probe is running: the engine picks greedily and passes each pick's probability."""
+        return self.phase == PROBE
+
+    def step(self, proposed: int, prob: float | None = None) -> int | None:
         """Decide the token fed this step (None: the row is done). The engine reads and clears
-        `rollback` afterwards: that many already-fed tokens leave the context."""
+        the rollbacks afterwards: that many already-fed tokens leave the context. `prob`: the
+        probability of `proposed` (read by probes)."""
+        if self.phase == PROBE:
+            return self._probe_step(proposed, prob)
         self._enforce_cap()
         if self.queue:
             token = self.queue.popleft()
@@ -165,6 +195,8 @@ class RowState:
         if self.phase == MODE:
             return self._choose_mode(proposed)
         if self.phase == THINK:
+            if self._probe_due(proposed):
+                return self._start_probe(proposed)
             return self._think(proposed)
         return self._answer(proposed)
 
@@ -231,6 +263,68 @@ class RowState:
             self.finish("length")
         return token
 
+    # -- adaptive thinking: a probe branches off, answers, and is taken back ------------------
+    def _probe_due(self, proposed: int) -> bool:
+        rule = self.budget.adaptive
+        if rule is None or not self.thinking_tokens:
+            return False
+        at_wait = rule.on_wait and bool(self.tokens.wait) and proposed == self.tokens.wait[0]
+        return self.thinking_tokens >= self._next_probe or at_wait
+
+    def _start_probe(self, proposed: int) -> int:
+        """Hold the row's own token; the probe feeds [newline] + the forced answer text first."""
+        every = self.budget.adaptive.every
+        if self.thinking_tokens >= self._next_probe:
+            self._next_probe = (self.thinking_tokens // every + 1) * every
+        self._held, self.phase = proposed, PROBE
+        self._probe, self._probe_fed = Probe(at=self.thinking_tokens), 0
+        last = self.generated[-1] if self.generated else None
+        if last is not None and last not in self.tokens.ends_with_newline:
+            self._probe_queue.extend(self.tokens.newline)
+        self._probe_queue.extend(self.tokens.answer)
+        return self._probe_step(self._probe_queue[0], None)
+
+    def _probe_step(self, proposed: int, prob: float | None) -> int | None:
+        probe, rule = self._probe, self.budget.adaptive
+        if self._probe_queue:
+            token = self._probe_queue.popleft()
+            probe.ids.append(token)
+            probe.forced += 1
+            self._probe_fed += 1
+            return token
+        if proposed not in self.tokens.stop:
+            probe.ids.append(proposed)
+            probe.probs.append(1.0 if prob is None else prob)
+            if len(probe.answer_ids) < rule.tokens:
+                self._probe_fed += 1
+                return proposed
+        return self._end_probe()  # an end token, or the last answer token (never fed)
+
+    def _end_probe(self) -> int | None:
+        probe, rule = self._probe, self.budget.adaptive
+        if rule.read is not None:
+            probe.answer, probe.hesitant = rule.read(probe.answer_ids)
+        self.probes.append(probe)
+        self.probe_tokens += len(probe.ids)
+        self.hidden_rollback += self._probe_fed
+        held = self._held
+        self._probe, self._held, self._probe_fed, self.phase = None, None, 0, THINK
+        allowed = self.waits >= self.budget.num_ignore and self.thinking_tokens >= self.budget.min_thinking_tokens
+        if allowed and settled(rule, self.probes):
+            self.adaptive_stop = True
+            self._force_answer(capped=False)
+            return self.step(held)
+        return self._think(held)
+
+    def probe_context(self) -> list[int]:
+        """The running probe's tokens that are in the model's context now (for references)."""
+        return self._probe.ids[: self._probe_fed] if self._probe is not None else []
+
+    @property
+    def stopped_by(self) -> str:
+        """What ended thinking: the model, the cap, or the adaptive rule."""
+        return "adaptive" if self.adaptive_stop else "cap" if self.capped else "model"
+
     # -- whole spans, for engines that generate a round at a time (s1's multi-round) --------
     def append_thinking(self, ids: list[int]) -> None:
         """Sampled thinking tokens, already cut at the cap and before any end of thinking."""
@@ -269,10 +363,12 @@ class RowState:
         self.answer_tokens = len(ids)
         self.finish("stop" if stopped else "length")
 
-    def take_rollback(self) -> int:
-        """How many already-fed tokens the engine must drop from its cache now (then zero)."""
-        n, self.rollback = self.rollback, 0
-        return n
+    def take_rollback(self) -> tuple[int, int]:
+        """How many already-fed tokens the engine must drop from its cache now (then zero):
+        (of the row's own output, of a finished probe). The probe's tokens were fed last."""
+        n, hidden = self.rollback, self.hidden_rollback
+        self.rollback = self.hidden_rollback = 0
+        return n, hidden
 
     # -- helpers --------------------------------------------------------------------------
     def _enforce_cap(self) -> None:

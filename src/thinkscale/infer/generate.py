@@ -11,6 +11,7 @@ requests share the batch and finished rows are replaced at once (continuous batc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
 from thinkscale.formats import MODES, FormatConfig
+from thinkscale.infer.adaptive import ADAPTIVE_KINDS, AdaptiveRule, probe_reader
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
 from thinkscale.models import DEFAULT_MODEL
@@ -121,6 +123,16 @@ class GenerateConfig(TaskSource, FormatConfig):
     max_answer_tokens: int = option(256)
     max_total_tokens: int = option(4096, help="safety net when there is no cap")
     wait: str = option("Wait", help="text forced when an end of thinking is ignored")
+    adaptive: str | None = option(None, choices=ADAPTIVE_KINDS, help="end thinking once the answer "
+                                  "settles, judged by probes branched off the row (HF engine): consistency "
+                                  "(Dynasor-CoT: --agree equal probe answers in a row) or confidence (DEER: "
+                                  "the probe's answer tokens' mean probability >= --confidence; also probes "
+                                  "where the model starts a Wait). The cap still wins; Waits come first")  # fmt: skip
+    probe_every: int = option(64, help="--adaptive: a probe every this many thinking tokens")
+    probe_tokens: int = option(20, help="--adaptive: answer tokens a probe decodes (greedy) after the "
+                               "format's forced answer text")  # fmt: skip
+    agree: int = option(3, help="--adaptive consistency: equal, non-empty probe answers in a row that end thinking")
+    confidence: float = option(0.95, help="--adaptive confidence: the mean probability that ends thinking")
     forcing: str = option("single-pass", choices=FORCINGS,
                           help="single-pass: forcing inside one decode loop; multi-round: s1's repeated generate calls")  # fmt: skip
     model: str = option(DEFAULT_MODEL, help="embedded model name or a local HF checkpoint dir")
@@ -146,7 +158,14 @@ class GenerateConfig(TaskSource, FormatConfig):
         return list(dict.fromkeys(self.modes or ["auto"]))
 
     def budget(self, cap: int | None, num_ignore: int, mode: str | None = None) -> Budget:
-        return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens, mode)
+        return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens, mode,
+                      self.adaptive_rule())  # fmt: skip
+
+    def adaptive_rule(self) -> AdaptiveRule | None:
+        """The early-exit rule (without a reader: each request gets its own question's)."""
+        if self.adaptive is None:
+            return None
+        return AdaptiveRule(self.adaptive, self.probe_every, self.probe_tokens, self.agree, self.confidence)
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(self.temperature, self.top_p, self.top_k, self.seed)
@@ -189,6 +208,24 @@ class GenerateConfig(TaskSource, FormatConfig):
         if self.dtype not in ("float32", "bfloat16"):
             raise ThinkscaleError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
         self.check_modes()
+        self.check_adaptive()
+
+    def check_adaptive(self) -> None:
+        if self.adaptive is None:
+            return
+        if self.adaptive not in ADAPTIVE_KINDS:
+            raise ThinkscaleError(f"--adaptive must be one of {', '.join(ADAPTIVE_KINDS)}, got {self.adaptive!r}")
+        check_at_least(self, 1, "probe_every", "probe_tokens", "agree")
+        if not 0 < self.confidence <= 1:
+            raise ThinkscaleError(f"--confidence must be in (0, 1], got {self.confidence}")
+        if not self.think_format().thinks:
+            raise ThinkscaleError(f"--adaptive ends thinking early; --format {self.format} does not think")
+        from thinkscale.infer.engines import resolve_engine
+
+        if resolve_engine(self.engine) != "hf" or self.forcing != "single-pass":
+            raise ThinkscaleError("--adaptive needs --engine hf --forcing single-pass: a probe is decoded on "
+                                  "top of the row's KV cache and then taken back out of it, which a vLLM "
+                                  "logits processor or s1's repeated generate calls cannot do")  # fmt: skip
 
     def check_modes(self) -> None:
         fmt = self.think_format()
@@ -204,8 +241,11 @@ class GenerateConfig(TaskSource, FormatConfig):
             raise ThinkscaleError("--forcing multi-round does not run --format hybrid; use single-pass")
 
     def settings(self) -> dict:
-        """SETTINGS' values; `format` as records store it (a custom one with its delimiters)."""
-        return {k: self.think_format().label if k == "format" else getattr(self, k) for k in SETTINGS}
+        """SETTINGS' values; `format` as records store it (a custom one with its delimiters),
+        `adaptive` as its rule's label (None: fixed budgets)."""
+        rule = self.adaptive_rule()
+        special = {"format": self.think_format().label, "adaptive": rule.label() if rule else None}
+        return {k: special[k] if k in special else getattr(self, k) for k in SETTINGS}
 
 
 def load_examples(task: Task, limit: int | None) -> list[Example]:
@@ -279,11 +319,15 @@ def generate_records(
     requests = []
     for ex, budget, ni, mode, samples in todo:
         prompt = fmt.render_prompt(tokenizer, task.prompt(ex), mode=mode)
+        rules = cfg.budget(budget, ni, mode)
+        if rules.adaptive is not None:  # probes read answers as this question's task does
+            read = probe_reader(tokenizer, lambda text, ex=ex: task.extract(text, ex))
+            rules.adaptive = dataclasses.replace(rules.adaptive, read=read)
         requests.append(
             Request(
                 key=(ex, budget, ni, mode),
                 prompt_ids=tokenizer.encode(prompt, add_special_tokens=False),
-                budget=cfg.budget(budget, ni, mode),
+                budget=rules,
                 samples=samples,
                 seeds=[sample_seed(cfg.seed, ex.id, s) for s in samples],
             )
@@ -378,11 +422,15 @@ def to_record(fin: Finished, task: Task, fmt, tokenizer, cfg: GenerateConfig) ->
     thinking, answer = fmt.split(text, st.mode)
     pred = task.extract(answer, ex)
     hybrid = {"mode": st.mode, "requested_mode": mode} if mode is not None else {}
+    if cfg.adaptive is not None:  # probe compute, reported apart from thinking tokens
+        hybrid.update(probes=len(st.probes), probe_tokens=st.probe_tokens,
+                      probe_answers=[p.answer for p in st.probes])  # fmt: skip
     return make_record(
         task=task.name, id=ex.id, sample=fin.sample, budget=budget, num_ignore=num_ignore,
         question=ex.question, gold=ex.gold, thinking=thinking, answer=answer,
         pred=pred, correct=None, thinking_tokens=st.thinking_tokens,
         answer_tokens=st.answer_tokens, capped=st.capped, waits=st.waits,
-        finish_reason=st.finish_reason, grader=task.grader, format=fmt.label, **hybrid, **task.extras(ex, pred),
+        finish_reason=st.finish_reason, stopped_by=st.stopped_by, grader=task.grader, format=fmt.label,
+        **hybrid, **task.extras(ex, pred),
         **{k: v for k, v in cfg.settings().items() if k != "format"},
     )  # fmt: skip

@@ -7,6 +7,8 @@ One loop, readable top to bottom:
 2. every row either takes its forced token (budget forcing) or samples from its logits;
 3. finished rows leave the batch at once, so a short answer never waits for a long one;
 4. one forward step for all live rows, with per-row position ids and a 2D attention mask.
+Tokens that leave a row's context (a rejected multi-token delimiter, an adaptive-thinking probe)
+are masked out of attention and the row's position steps back: no copy, no re-prefill.
 The engine is pure token ids; tokenization stays outside.
 """
 
@@ -32,6 +34,7 @@ class EngineStats:
     row_steps: int = 0  # rows computed, summed over decode steps
     useful_tokens: int = 0  # tokens kept in some output
     prefill_tokens: int = 0
+    probe_tokens: int = 0  # tokens computed for adaptive-thinking probes (then taken back)
 
     @property
     def utilization(self) -> float:
@@ -78,16 +81,17 @@ class HFEngine:
                 rows += new_rows
                 cache, mask, logits = _merge(cache, mask, logits, new_cache, new_mask, new_logits)
 
-            next_ids = self._choose(rows, logits, sampling)
+            next_ids, probs = self._choose(rows, logits, sampling)
             keep, finished = [], []
             for i, (row, token) in enumerate(zip(rows, next_ids)):
                 st = row.state
-                fed = st.step(token)
-                rollback = st.take_rollback()
-                if rollback:  # a multi-token delimiter left the context
-                    mask[i, mask.shape[1] - rollback :] = 0
-                    row.position -= rollback
-                if on_token is not None and fed is not None:
+                fed = st.step(token, probs[i])
+                rollback, probe = st.take_rollback()
+                if rollback + probe:  # a multi-token delimiter or a finished probe left the context
+                    mask[i, mask.shape[1] - rollback - probe :] = 0
+                    row.position -= rollback + probe
+                    self.stats.probe_tokens += probe
+                if on_token is not None and fed is not None and not st.probing:
                     phase = st.phase if st.phase in (THINK, MODE) else ANSWER
                     on_token(TokenEvent(row.request, row.sample, fed, st.forced[-1], phase, rollback))
                 if not st.done and row.position + 1 >= self.max_positions:
@@ -169,11 +173,19 @@ class HFEngine:
     # -- choosing the next token of every row ----------------------------------------------
     def _choose(
         self, rows: list[_Row], logits: torch.Tensor, sampling: SamplingConfig
-    ) -> list[int]:
+    ) -> tuple[list[int], list[float | None]]:
+        """Every row's next proposal: its forced token, a probe's greedy pick (with its
+        probability), or a draw from its own (filtered) distribution."""
         chosen: list[int | None] = [row.state.forced_next() for row in rows]
+        probs: list[float | None] = [None] * len(rows)
+        probing = [i for i, c in enumerate(chosen) if c is None and rows[i].state.probing]
+        if probing:  # greedy, from the unfiltered distribution; the row's generator is untouched
+            best = logits[probing].softmax(-1).max(-1)
+            for j, i in enumerate(probing):
+                chosen[i], probs[i] = int(best.indices[j]), float(best.values[j])
         free = [i for i, c in enumerate(chosen) if c is None]
         if not free:
-            return chosen  # type: ignore[return-value]
+            return chosen, probs  # type: ignore[return-value]
         sub = logits[free]
         for j, i in enumerate(free):
             banned = rows[i].state.banned()
@@ -185,7 +197,7 @@ class HFEngine:
             picks = _sample(sub, sampling, [rows[i].generator for i in free])
         for j, i in enumerate(free):
             chosen[i] = picks[j]
-        return chosen  # type: ignore[return-value]
+        return chosen, probs  # type: ignore[return-value]
 
 
 def left_pad(seqs: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
