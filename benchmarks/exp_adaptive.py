@@ -11,7 +11,7 @@
 
 Every step resumes when rerun (records already written are skipped).
 
-    python benchmarks/exp_adaptive.py --out runs/adaptive [--arith-limit 100] [--gsm8k-limit 40] [--json]
+    python benchmarks/exp_adaptive.py --out runs/adaptive [--arith-limit 60] [--gsm8k-limit 30] [--json]
 """
 
 from __future__ import annotations
@@ -27,19 +27,18 @@ from exp_hybrid_warmup import cpu_name  # noqa: E402
 
 # (task, caps, (parallel caps, n), adaptive runs at the largest cap: (kind, every, tokens, agree, confidence))
 PLANS = {
-    "arith": ([8, 16, 24, 32, 40, 48, 64, 96], ([32, 48], 4),
+    "arith": ([8, 16, 32, 48, 64, 96], ([48], 4),
               [("consistency", 8, 10, 2, 0.95), ("consistency", 8, 10, 3, 0.95), ("consistency", 16, 10, 2, 0.95),
-               ("confidence", 8, 10, 3, 0.9), ("confidence", 8, 10, 3, 0.97)]),
-    "gsm8k": ([32, 64, 128, 256, 512], ([128], 4),
-              [("consistency", 64, 20, 3, 0.95), ("consistency", 32, 20, 2, 0.95), ("confidence", 64, 20, 3, 0.95)]),
+               ("confidence", 8, 10, 3, 0.95)]),
+    "gsm8k": ([32, 128, 512], ([128], 4), [("consistency", 64, 20, 3, 0.95), ("confidence", 64, 20, 3, 0.95)]),
 }  # fmt: skip
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/adaptive")
-    ap.add_argument("--arith-limit", type=int, default=100)
-    ap.add_argument("--gsm8k-limit", type=int, default=40)
+    ap.add_argument("--arith-limit", type=int, default=60)
+    ap.add_argument("--gsm8k-limit", type=int, default=30)
     ap.add_argument("--tasks", nargs="+", default=list(PLANS))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -56,7 +55,8 @@ def main() -> int:
         limit = args.arith_limit if task == "arith" else args.gsm8k_limit
         answer = 16 if task == "arith" else 64
         run = out / task
-        base = dict(task=task, model=model, limit=limit, max_answer_tokens=answer, batch_size=32)
+        # fp32: on a CPU without AMX (AMD EPYC here) a bf16 decode step is ~3x slower than fp32
+        base = dict(task=task, model=model, limit=limit, max_answer_tokens=answer, batch_size=32, dtype="float32")
         t0 = time.time()
         generate(GenerateConfig(**base, budgets=caps), run / "caps.jsonl")
         generate(GenerateConfig(**base, budgets=par_caps, n=n, temperature=0.7, top_p=0.95), run / "parallel.jsonl")

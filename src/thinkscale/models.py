@@ -129,7 +129,30 @@ def load_tokenizer(model: str | Path):
     return tokenizer
 
 
-def load_model(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", device: str = "cpu"):
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def fast_bf16(device: str = "cpu") -> bool:
+    """Does bf16 run fast here: a GPU, or a CPU with bf16 matrix units (AMX, AVX512-BF16)?"""
+    if device != "cpu":
+        return True
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in info or "avx512_bf16" in info
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+    """`auto`: bfloat16 where it runs fast, else float32. On an AMD EPYC without bf16 units a
+    bf16 decode step of the embedded model took 2.8x as long as fp32 (batch 32, measured
+    2026-12-03); on a Xeon with AMX bf16 wins at batch 16 and up."""
+    if dtype == "auto":
+        return "bfloat16" if fast_bf16(device) else "float32"
+    return dtype
+
+
+def load_model(model: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "cpu"):
     """Load (model, tokenizer) from local files only; `trust_remote_code` stays off."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -138,7 +161,7 @@ def load_model(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", device: str 
     tokenizer = load_tokenizer(path)
     try:
         net = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, dtype), local_files_only=True, trust_remote_code=False
+            path, dtype=getattr(torch, resolve_dtype(dtype, device)), local_files_only=True, trust_remote_code=False
         )
     except Exception as e:
         raise _load_error(path, "model", e) from e

@@ -21,7 +21,7 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
 from thinkscale.data.traces import BUILTIN_CORPORA, TraceFields, load_traces
-from thinkscale.models import DEFAULT_MODEL
+from thinkscale.models import DEFAULT_MODEL, DTYPES
 from thinkscale.records import load_records, write_json_atomic, write_jsonl_atomic
 from thinkscale.tasks.grading import GRADERS
 
@@ -44,7 +44,7 @@ class HybridPairsConfig:
     limit: int | None = option(None, help="first N traces only")
     max_answer_tokens: int = option(64, help="with --short-from model: a longer answer is dropped, not kept cut")
     batch_size: int = option(16, help="with --short-from model: rows decoded together")
-    dtype: str = option("bfloat16", choices=("float32", "bfloat16"))
+    dtype: str = option("auto", choices=DTYPES, help="auto: bfloat16 where the CPU has bf16 units, else float32")
 
     def validate(self) -> None:
         if not self.data or not self.out:

@@ -25,7 +25,7 @@ from thinkscale.formats import MODES, FormatConfig
 from thinkscale.infer.adaptive import ADAPTIVE_KINDS, AdaptiveRule, probe_reader
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
-from thinkscale.models import DEFAULT_MODEL
+from thinkscale.models import DEFAULT_MODEL, DTYPES
 from thinkscale.records import (
     SETTINGS,
     Record,
@@ -143,8 +143,8 @@ class GenerateConfig(TaskSource, FormatConfig):
     top_k: int = option(0)
     seed: int = option(0)
     batch_size: int = option(16, help="rows decoded together")
-    dtype: str = option("bfloat16", choices=("float32", "bfloat16"),
-                        help="bfloat16: the embedded checkpoint's own precision; fast on CPUs with AMX/bf16")  # fmt: skip
+    dtype: str = option("auto", choices=DTYPES, help="auto: bfloat16 on a GPU or a CPU with bf16 units "
+                        "(AMX, AVX512-BF16), else float32 (bf16 is emulated there: ~3x slower)")  # fmt: skip
 
     def grid(self) -> list[tuple[int | None, int]]:
         if self.runs is not None:
@@ -205,8 +205,8 @@ class GenerateConfig(TaskSource, FormatConfig):
             raise ThinkscaleError(f"--forcing must be one of {', '.join(FORCINGS)}, got {self.forcing}")
         if not self.wait.strip():
             raise ThinkscaleError("--wait must be a non-empty text")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ThinkscaleError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
+        if self.dtype not in DTYPES:
+            raise ThinkscaleError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         self.check_modes()
         self.check_adaptive()
 

@@ -25,7 +25,7 @@ def vllm_available() -> bool:
 
 
 def load_llm(
-    model_path: str, dtype: str = "bfloat16", max_num_seqs: int = 16, max_model_len: int = 8192
+    model_path: str, dtype: str = "auto", max_num_seqs: int = 16, max_model_len: int = 8192
 ):
     """A vLLM `LLM` on a local checkpoint with our logits processor; in-process engine on CPU."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
@@ -35,10 +35,11 @@ def load_llm(
     except ImportError:
         raise ThinkscaleError("--engine vllm needs vLLM: make install ENGINE=vllm") from None
     from thinkscale.infer.vllm_forcing import BudgetForcingProcessor
+    from thinkscale.models import resolve_dtype
 
     return LLM(
         model=model_path,
-        dtype=dtype,
+        dtype=resolve_dtype(dtype),
         max_model_len=max_model_len,
         max_num_seqs=max_num_seqs,
         enforce_eager=True,
