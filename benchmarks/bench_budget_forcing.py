@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -36,7 +39,7 @@ from thinkscale.infer.adaptive import AdaptiveRule
 from thinkscale.infer.forcing import Budget, ForcingTokens
 from thinkscale.infer.hf_engine import HFEngine, Request, left_pad
 from thinkscale.infer.multiround import run_multiround
-from thinkscale.models import load_model
+from thinkscale.models import load_model, resolve_dtype
 from thinkscale.tasks import get_task
 
 
@@ -97,6 +100,22 @@ def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     return 2 * n * 4 / best
 
 
+@contextmanager
+def stdout_to_stderr():
+    """Everything written to file descriptor 1 goes to stderr meanwhile: vLLM's log handler holds
+    the original stdout (and native code writes to fd 1), so only an fd-level swap keeps
+    `--json` output pure."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,11 +123,20 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="1/16 of the sizes: a smoke run (about a minute)")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    ap.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                    help="auto: bf16 where the CPU has bf16 units (AMX, AVX512-BF16), else fp32")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     args = ap.parse_args()
-    if args.engine == "vllm":
-        return vllm_main(args)
+    args.dtype = resolve_dtype(args.dtype)
+    if args.json:  # one JSON document on stdout, every log line on stderr
+        with stdout_to_stderr():
+            results = vllm_main(args) if args.engine == "vllm" else hf_main(args)
+        print(json.dumps(results, indent=2))
+    else:
+        vllm_main(args) if args.engine == "vllm" else hf_main(args)
+
+
+def hf_main(args) -> dict:
     scale = 16 if args.quick else 1  # quick: a smoke run of about a minute
     model, tokenizer = load_model(dtype=args.dtype)
     fmt = get_format("s1")
@@ -242,11 +270,10 @@ def main() -> None:
         == sorted((f.request.key, f.state.generated) for f in probed12),
     }  # fmt: skip
     log(f"P12 adaptive (probes every {every}) / plain tokens/s: {results['p12']:.3f}  {results['p12_detail']}")
-    if args.json:
-        print(json.dumps(results, indent=2))
+    return results
 
 
-def vllm_main(args) -> None:
+def vllm_main(args) -> dict:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -316,8 +343,7 @@ def vllm_main(args) -> None:
                                                    generate_fn=eng32.generate_fn))  # fmt: skip
     p2_into(results, single, t_single, multi, t_multi)
     log(f"P2 (vLLM) multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
-    if args.json:
-        print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -28,3 +28,14 @@ def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
     result = json.loads(proc.stdout)  # stdout is one JSON document, nothing else
     for key in keys:
         assert key in result, (key, sorted(result))
+
+
+@pytest.mark.vllm
+def test_vllm_benchmark_json_is_pure(tmp_path):
+    """`--engine vllm --json`: vLLM logs INFO lines to stdout; they must not precede the JSON."""
+    pytest.importorskip("vllm")
+    cmd = [sys.executable, str(BENCH / "bench_budget_forcing.py"), "--engine", "vllm", "--quick", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert {"p1", "p2", "hf_vs_vllm"} <= set(result)
