@@ -28,6 +28,7 @@ GENERATION_GROUPS = {
                                        "source_filter", "split", "limit"),
     "budget forcing": ("budgets", "num_ignores", "min_thinking", "max_answer_tokens", "max_total_tokens",
                        "wait", "forcing"),
+    "adaptive thinking (early exit; HF engine)": ("adaptive", "probe_every", "probe_tokens", "agree", "confidence"),
     "model and sampling": ("model", "format", "modes", "think_start", "think_end", "answer_prefix", "engine", "n", "temperature", "top_p", "top_k", "seed",
                            "batch_size", "dtype"),
 }  # fmt: skip
@@ -81,6 +82,13 @@ def cmd_report(args) -> None:
     metrics = write_report(args.run)
     print(summary_table(metrics))
     print(f"wrote scaling.png, parallel.png, report.html, metrics.json in {args.run}")
+
+
+def cmd_serve(args) -> None:
+    from thinkscale.serve.app import serve
+    from thinkscale.serve.config import ServeConfig
+
+    serve(from_args(ServeConfig, args))
 
 
 def cmd_frontier(args) -> None:
@@ -399,6 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="scaling.png, parallel.png and report.html for a run dir")
     r.add_argument("run", help="run directory (with results.jsonl)")
     r.set_defaults(func=cmd_report)
+
+    from thinkscale.serve.config import ServeConfig
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible server with budget forcing (thinking_budget, num_ignore, ...)",
+                        description="Serve a model over HTTP with the OpenAI API: /v1/chat/completions (stream and "
+                        "not), /v1/completions, /v1/models, /health. Requests may add thinking_budget (or vLLM's "
+                        "thinking_token_budget), num_ignore, min_thinking and wait; responses carry the thinking in "
+                        "message.reasoning (and reasoning_content) apart from the answer, and usage counts "
+                        "reasoning_tokens exactly. All requests share one continuously batched engine loop.")  # fmt: skip
+    add_flags(sv, ServeConfig)
+    _add_config_flag(sv)
+    sv.set_defaults(func=cmd_serve)
 
     f = sub.add_parser("frontier", help="accuracy vs total tokens: budget caps, n x majority vote, adaptive runs",
                        description="Evaluate the records of every results file given (a budget sweep with --n "

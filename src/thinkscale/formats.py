@@ -68,12 +68,15 @@ class ThinkFormat:
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": question}
         ]
+        return self.render_chat(tokenizer, messages, mode)
+
+    def render_chat(self, tokenizer, messages: list[dict], mode: str | None = None) -> str:
+        """A whole conversation (a server's `messages`) ending in the assistant's turn, opened
+        with the think start. Without a chat template: a plain Q/A layout of the last message."""
         if getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        else:  # base models without a template: a plain Q/A layout
-            text = f"Question: {question}\nAnswer: "
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:  # base models without a template
+            text = f"Question: {messages[-1]['content']}\nAnswer: "
         return text + self.mode_start(mode)
 
     def render_assistant(self, thinking: str, answer: str, mode: str | None = None) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from thinkscale import ThinkscaleError
-from thinkscale.infer.forcing import ANSWER, THINK, Budget, RowState
+from thinkscale.infer.forcing import ANSWER, THINK, Budget, ForcingTokens, RowState
 
 if TYPE_CHECKING:
     from thinkscale.infer.generate import GenerateConfig
@@ -42,6 +42,14 @@ class Request:
     budget: Budget
     samples: list[int] = field(default_factory=lambda: [0])  # sample indices to generate
     seeds: list[int] | None = None  # one per sample; reproducible regardless of batch layout
+    # a server's requests differ in these; a batch job's take the run's (HF engine)
+    sampling: SamplingConfig | None = None
+    tokens: ForcingTokens | None = None  # e.g. another Wait text
+    cancelled: bool = False  # set from another thread: the engine drops the request's rows
+    stopped: set[int] = field(default_factory=set)  # samples to drop (a server's stop string)
+
+    def dropped(self, sample: int) -> bool:
+        return self.cancelled or sample in self.stopped
 
     def seed_of(self, sample: int, sampling: SamplingConfig) -> int:
         return self.seeds[self.samples.index(sample)] if self.seeds else sampling.seed + sample

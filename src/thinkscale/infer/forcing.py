@@ -97,6 +97,7 @@ class Budget:
     max_total_tokens: int = 4096  # safety net when there is no cap
     mode: str | None = None  # hybrid formats: auto (the model chooses), think or short (forced)
     adaptive: AdaptiveRule | None = None  # end thinking early when probes say the answer is settled
+    max_tokens: int | None = None  # a hard bound on all generated tokens (OpenAI's max_completion_tokens)
 
     @property
     def thinking_cap(self) -> int:
@@ -183,6 +184,13 @@ class RowState:
         """Decide the token fed this step (None: the row is done). The engine reads and clears
         the rollbacks afterwards: that many already-fed tokens leave the context. `prob`: the
         probability of `proposed` (read by probes)."""
+        token = self._step(proposed, prob)
+        limit = self.budget.max_tokens
+        if limit is not None and not self.done and len(self.generated) >= limit:
+            self.finish("length")  # thinking included, as OpenAI counts reasoning tokens
+        return token
+
+    def _step(self, proposed: int, prob: float | None) -> int | None:
         if self.phase == PROBE:
             return self._probe_step(proposed, prob)
         self._enforce_cap()

@@ -9,11 +9,14 @@ One loop, readable top to bottom:
 4. one forward step for all live rows, with per-row position ids and a 2D attention mask.
 Tokens that leave a row's context (a rejected multi-token delimiter, an adaptive-thinking probe)
 are masked out of attention and the row's position steps back: no copy, no re-prefill.
-The engine is pure token ids; tokenization stays outside.
+The engine is pure token ids; tokenization stays outside. A server passes `incoming`, a queue
+the loop drains every step (requests join a running batch; `None` ends the loop once idle), and
+sets `request.cancelled` when a client leaves (its rows leave at the next step).
 """
 
 from __future__ import annotations
 
+import queue
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +51,7 @@ class _Row:
     state: RowState
     position: int  # position id of the next fed token
     generator: torch.Generator | None
+    sampling: SamplingConfig
 
 
 class HFEngine:
@@ -68,12 +72,20 @@ class HFEngine:
         requests: Iterable[Request],
         sampling: SamplingConfig = SamplingConfig(),
         on_token: OnToken | None = None,
+        incoming: queue.Queue | None = None,
     ) -> Iterator[Finished]:
         waiting = deque((r, list(r.samples)) for r in requests)
         rows: list[_Row] = []
         cache, mask, logits = None, None, None
 
-        while waiting or rows:
+        while waiting or rows or incoming is not None:
+            if incoming is not None:  # a server: take what arrived; wait for work when idle
+                incoming = _drain(incoming, waiting, block=not waiting and not rows)
+            if any(r.request.dropped(r.sample) for r in rows):
+                keep = [i for i, r in enumerate(rows) if not r.request.dropped(r.sample)]
+                rows, cache, mask, logits = self._select(rows, cache, mask, logits, keep)
+            while waiting and waiting[0][0].cancelled:
+                waiting.popleft()
             if waiting and len(rows) < self.batch_size:
                 new_rows, new_cache, new_mask, new_logits = self._admit(
                     waiting, self.batch_size - len(rows), sampling
@@ -81,7 +93,7 @@ class HFEngine:
                 rows += new_rows
                 cache, mask, logits = _merge(cache, mask, logits, new_cache, new_mask, new_logits)
 
-            next_ids, probs = self._choose(rows, logits, sampling)
+            next_ids, probs = self._choose(rows, logits)
             keep, finished = [], []
             for i, (row, token) in enumerate(zip(rows, next_ids)):
                 st = row.state
@@ -104,14 +116,8 @@ class HFEngine:
                     keep.append(i)
             yield from finished
             if len(keep) < len(rows):
-                idx = torch.tensor(keep, dtype=torch.long, device=self.device)
-                rows = [rows[i] for i in keep]
                 next_ids = [next_ids[i] for i in keep]
-                if rows:
-                    cache.batch_select_indices(idx)
-                    mask = mask[idx]
-                else:
-                    cache, mask, logits = None, None, None
+                rows, cache, mask, logits = self._select(rows, cache, mask, logits, keep)
             if not rows:
                 continue
 
@@ -131,6 +137,16 @@ class HFEngine:
                 r.position += 1
             self.stats.steps += 1
             self.stats.row_steps += len(rows)
+
+    def _select(self, rows, cache, mask, logits, keep: list[int]):
+        """Keep rows `keep` (indices) of the batch; the rest leave the cache."""
+        if len(keep) == len(rows):
+            return rows, cache, mask, logits
+        if not keep:
+            return [], None, None, None
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
+        cache.batch_select_indices(idx)
+        return [rows[i] for i in keep], cache, mask[idx], logits[idx] if logits is not None else None
 
     # -- admission: prefill new prompts once, fan out to their samples ---------------------
     def _admit(self, waiting: deque, free: int, sampling: SamplingConfig):
@@ -161,19 +177,18 @@ class HFEngine:
             cache.batch_select_indices(fan_idx)
         rows = []
         for request, take in groups:
+            mine = request.sampling or sampling
             for s in take:
                 gen = None
-                if not sampling.greedy:
-                    seed = request.seed_of(s, sampling)
+                if not mine.greedy:
+                    seed = request.seed_of(s, mine)
                     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-                state = RowState(self.tokens, request.budget)
-                rows.append(_Row(request, s, state, len(request.prompt_ids), gen))
+                state = RowState(request.tokens or self.tokens, request.budget)
+                rows.append(_Row(request, s, state, len(request.prompt_ids), gen, mine))
         return rows, cache, mask.to(self.device)[fan_idx], out.logits[:, -1, :].float()[fan_idx]
 
     # -- choosing the next token of every row ----------------------------------------------
-    def _choose(
-        self, rows: list[_Row], logits: torch.Tensor, sampling: SamplingConfig
-    ) -> tuple[list[int], list[float | None]]:
+    def _choose(self, rows: list[_Row], logits: torch.Tensor) -> tuple[list[int], list[float | None]]:
         """Every row's next proposal: its forced token, a probe's greedy pick (with its
         probability), or a draw from its own (filtered) distribution."""
         chosen: list[int | None] = [row.state.forced_next() for row in rows]
@@ -191,13 +206,33 @@ class HFEngine:
             banned = rows[i].state.banned()
             if banned:
                 sub[j, list(banned)] = float("-inf")
-        if sampling.greedy:
-            picks = sub.argmax(-1).tolist()
-        else:
-            picks = _sample(sub, sampling, [rows[i].generator for i in free])
+        # rows of one sampling setting are drawn together (a batch job: all of them)
+        by_setting: dict[SamplingConfig, list[int]] = {}
         for j, i in enumerate(free):
-            chosen[i] = picks[j]
+            by_setting.setdefault(rows[i].sampling, []).append(j)
+        for setting, js in by_setting.items():
+            part = sub if len(js) == len(free) else sub[js]
+            if setting.greedy:
+                picks = part.argmax(-1).tolist()
+            else:
+                picks = _sample(part, setting, [rows[free[j]].generator for j in js])
+            for j, pick in zip(js, picks):
+                chosen[free[j]] = pick
         return chosen, probs  # type: ignore[return-value]
+
+
+def _drain(incoming: queue.Queue, waiting: deque, block: bool) -> queue.Queue | None:
+    """Move arrived requests to `waiting` (blocking for one when idle); None once the `None`
+    sentinel arrives (no more requests: finish what is running)."""
+    while True:
+        try:
+            item = incoming.get(block=block)
+        except queue.Empty:
+            return incoming
+        if item is None:
+            return None
+        waiting.append((item, list(item.samples)))
+        block = False
 
 
 def left_pad(seqs: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -145,12 +145,15 @@ class VLLMEngine:
 
         prompts, params, keys = [], [], []
         for r in requests:
+            mine, tokens = r.sampling or sampling, r.tokens or self.tokens  # a server's request: its own
+            limit = r.budget.max_new_tokens(tokens)
+            if r.budget.max_tokens is not None:
+                limit = min(limit, r.budget.max_tokens)
             for sample in r.samples:
-                seed = r.seed_of(sample, sampling) if r.seeds else sampling.seed
-                extra = {"budget_forcing": _forcing_args(self.tokens, r.budget)} if self.tokens.thinks else None
+                seed = r.seed_of(sample, mine) if r.seeds else mine.seed
+                extra = {"budget_forcing": _forcing_args(tokens, r.budget)} if tokens.thinks else None
                 prompts.append(TokensPrompt(prompt_token_ids=r.prompt_ids))
-                params.append(_params(sampling, seed, max_tokens=r.budget.max_new_tokens(self.tokens),
-                                      logprobs=0, extra_args=extra))  # fmt: skip
+                params.append(_params(mine, seed, max_tokens=limit, logprobs=0, extra_args=extra))
                 keys.append((r, sample))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         for (request, sample), out in zip(keys, outputs):
@@ -160,7 +163,7 @@ class VLLMEngine:
                 bool(lp) and lp.get(t) is not None and lp[t].logprob == 0.0
                 for t, lp in zip(ids, completion.logprobs or [None] * len(ids))
             ]
-            fin = Finished(request, sample, replay(ids, forced, self.tokens, request.budget))
+            fin = Finished(request, sample, replay(ids, forced, request.tokens or self.tokens, request.budget))
             if on_token is not None:
                 replay_events(fin, on_token)
             yield fin
