@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -119,13 +120,17 @@ def plot_frontier(metrics: dict, path: Path) -> None:
                 mine = [p for p in pts if p["kind"] == kind]
                 if not mine:
                     continue
-                xs, ys = [p["tokens"] for p in mine], [100 * p["accuracy"] for p in mine]
-                if kind == "sequential":
-                    ax.plot(xs, ys, marker=marker, color=color, alpha=0.7, label=f"{task}: sequential (caps)")
+                if kind == "sequential":  # one line per temperature (greedy caps, sampled caps)
+                    for temp in sorted({p["temperature"] or 0 for p in mine}):
+                        line = [p for p in mine if (p["temperature"] or 0) == temp]
+                        ax.plot([p["tokens"] for p in line], [100 * p["accuracy"] for p in line], marker=marker,
+                                color=color, alpha=0.7 if not temp else 0.4, linestyle="-" if not temp else "--",
+                                label=f"{task}: sequential (caps" + (f", T={temp:g})" if temp else ")"))  # fmt: skip
                 else:
-                    ax.scatter(xs, ys, marker=marker, s=110 if kind == "adaptive" else 40, color=color,
+                    ax.scatter([p["tokens"] for p in mine], [100 * p["accuracy"] for p in mine], marker=marker,
+                               s=110 if kind == "adaptive" else 40, color=color,
                                label=f"{task}: {kind}" + (" (maj@k)" if kind == "parallel" else ""))  # fmt: skip
-                labels += [(p["tokens"], 100 * p["accuracy"], p["label"].split(" every")[0]) for p in mine
+                labels += [(p["tokens"], 100 * p["accuracy"], _short(p)) for p in mine
                            if kind != "parallel" or p["pareto"]]  # fmt: skip
             front = [p for p in pts if p["pareto"]]
             ax.step([p["tokens"] for p in front], [100 * p["accuracy"] for p in front], where="post",
@@ -137,6 +142,15 @@ def plot_frontier(metrics: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         annotate_points(ax, labels)
+
+
+def _short(point: dict) -> str:
+    """A plot label: an adaptive point by its rule (every, agree / threshold), others by cap."""
+    if point["kind"] != "adaptive":
+        return re.sub(r" T=0(?![.\d])", "", point["label"])
+    rule = point["label"].split(" ", 2)[-1].removeprefix("T=0 ").split()
+    # consistency every 8 tokens 10 agree 2 -> "consistency /8 agree 2"
+    return f"{rule[0]} /{rule[2]} " + " ".join(rule[5:]) if len(rule) > 5 else " ".join(rule)
 
 
 def has_frontier(metrics: dict) -> bool:
