@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
     ("bench_sft.py", [], ["p4"]),
     ("bench_grpo.py", [], ["completions_per_s", "tokens_per_s", "generate_share"]),
+    ("bench_serve.py", [], ["p11", "latency_s", "staggered"]),
     ("bench_dot.py", ["--out", "{tmp}/dot"], ["accuracy_4x4", "train_seconds"]),
 ])  # fmt: skip
 def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):

@@ -48,7 +48,8 @@ class ApiError(Exception):
 class Server:
     """The model, its format and the one engine loop; turns request bodies into engine requests."""
 
-    def __init__(self, cfg: ServeConfig, model=None, tokenizer=None):
+    def __init__(self, cfg: ServeConfig, model=None, tokenizer=None, rounds: bool = False):
+        """`rounds`: serve the HF engine in rounds too (a baseline for benchmarks)."""
         cfg.check()
         self.cfg, self.fmt = cfg, cfg.think_format()
         if cfg.engine == "vllm":
@@ -71,7 +72,7 @@ class Server:
             self.tokens = ForcingTokens.from_tokenizer(tokenizer, self.fmt, cfg.wait)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             engine = HFEngine(model, self.tokens, cfg.max_batch, pad)
-            self.loop = EngineLoop(engine).start()
+            self.loop = (RoundLoop if rounds else EngineLoop)(engine).start()
         self.context: int | None = getattr(engine, "max_positions", None)
 
     def close(self) -> None:
