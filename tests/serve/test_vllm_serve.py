@@ -20,7 +20,7 @@ def vllm_server(tmp_path_factory):
 
     port = 8957
     argv, env = vllm_serve_command("smollm2-135m", tmp_path_factory.mktemp("vllm-serve"), "s1", port)
-    argv = [sys.executable, "-m", "vllm.entrypoints.cli.main", *argv[1:], "--max-num-seqs", "4",
+    argv = [sys.executable, *argv[1:], "--max-num-seqs", "4",
             "--max-model-len", "2048", "--enforce-eager"]  # fmt: skip
     env = {**os.environ, **env, "VLLM_CPU_KVCACHE_SPACE": "2"}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -57,26 +57,27 @@ def test_vllm_serve_forces_the_cap_and_the_waits_and_splits_reasoning(vllm_serve
     model_name = c.models.list().data[0].id
     question = "What is 12 + 30?"
 
-    def ask(**xargs):
+    def ask(skip_special_tokens=False, **xargs):
         return c.chat.completions.create(model=model_name, messages=[{"role": "user", "content": question}],
-                                         temperature=0, max_completion_tokens=64,
-                                         extra_body={"vllm_xargs": xargs})  # fmt: skip
+                                         temperature=0, max_completion_tokens=96,
+                                         extra_body={"vllm_xargs": xargs, "skip_special_tokens": skip_special_tokens})  # fmt: skip
 
-    r = ask(thinking_budget=16)
+    r = ask(thinking_budget=16, min_thinking=16)  # this model would end thinking at once: think 16
     msg = r.choices[0].message
     assert r.usage.completion_tokens_details.reasoning_tokens == 16  # exactly the cap
     assert msg.content.startswith("Final Answer:")
+    plain = ask(skip_special_tokens=True, thinking_budget=16, min_thinking=16).choices[0].message  # vLLM's default
+    assert (plain.reasoning, plain.content) == (msg.reasoning, msg.content)
     model, tok = load_model("smollm2-135m", dtype="float32")
-    rec = next(generate_records(GenerateConfig(budgets=[16], max_answer_tokens=64 - 16 - 8, dtype="float32"),
+    rec = next(generate_records(GenerateConfig(budgets=[16], min_thinking=16, max_answer_tokens=64, dtype="float32"),
                                 QuestionsTask([question], None), model=model, tokenizer=tok, progress=False))  # fmt: skip
     assert msg.reasoning == rec["thinking"]  # the same thinking as thinkscale's own engine
-    r = ask(thinking_budget=48, num_ignore=1)
-    reasoning = r.choices[0].message.reasoning
-    if r.usage.completion_tokens_details.reasoning_tokens < 48:  # the model ended once: one Wait forced
-        assert "Wait" in reasoning
+    r = ask(thinking_budget=48, num_ignore=1)  # it ends thinking at once: the Wait is forced there
+    assert r.choices[0].message.reasoning.startswith("Wait")
     chunks = c.chat.completions.create(model=model_name, messages=[{"role": "user", "content": question}],
-                                       temperature=0, max_completion_tokens=64, stream=True,
-                                       extra_body={"vllm_xargs": {"thinking_budget": 16}})  # fmt: skip
+                                       temperature=0, max_completion_tokens=96, stream=True,
+                                       extra_body={"vllm_xargs": {"thinking_budget": 16, "min_thinking": 16},
+                                                   "skip_special_tokens": False})  # fmt: skip
     streamed_r = streamed_c = ""
     for ch in chunks:
         for choice in ch.choices:

