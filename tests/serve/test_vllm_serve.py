@@ -87,3 +87,22 @@ def test_vllm_serve_forces_the_cap_and_the_waits_and_splits_reasoning(vllm_serve
     bad = httpx.post(f"{vllm_server}/chat/completions", json={"model": model_name, "messages": [
         {"role": "user", "content": "hi"}], "vllm_xargs": {"thinking_budget": -7}})  # fmt: skip
     assert bad.status_code == 400 and "thinking_budget" in bad.text
+
+
+def test_thinkscale_serve_with_the_vllm_engine_serves_in_rounds(free_port):
+    """`thinkscale serve --engine vllm`: vLLM's generate in rounds, the same response shape."""
+    pytest.importorskip("vllm")
+    import openai
+
+    from tests.serve.test_server import running
+    from thinkscale.serve.app import Server
+    from thinkscale.serve.config import ServeConfig
+
+    server = Server(ServeConfig(model="smollm2-135m", served_model_name="m", engine="vllm", dtype="float32", max_batch=4))
+    with running(server, free_port()) as base:
+        c = openai.OpenAI(base_url=f"{base}/v1", api_key="-", max_retries=0, timeout=300)
+        r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "What is 12 + 30?"}],
+                                      temperature=0, max_completion_tokens=96,
+                                      extra_body={"thinking_budget": 16, "min_thinking": 16})  # fmt: skip
+        assert r.usage.completion_tokens_details.reasoning_tokens == 16
+        assert r.choices[0].message.content.startswith("Final Answer:") and r.choices[0].message.reasoning
