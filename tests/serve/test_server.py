@@ -154,8 +154,9 @@ def test_n_choices_completions_models_health_and_the_token_bound(tokenizer, scri
 
 
 def test_concurrent_clients_get_their_own_answers_and_short_requests_overtake(tokenizer, tiny_model, free_port):
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", max_batch=8), model=tiny_model,
-                    tokenizer=tokenizer)  # fmt: skip
+    # 10 ms a step: the long request below lasts seconds on any machine
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", max_batch=8),
+                    model=Slow(tiny_model), tokenizer=tokenizer)  # fmt: skip
     questions = [f"question {i}: {i * 7 % 13}?" for i in range(32)]
     with running(server, free_port()) as base:
         c = client(base)
