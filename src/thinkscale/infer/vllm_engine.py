@@ -11,6 +11,7 @@ followed them: a token the state machine would not have fed is an error, not a s
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 
 from thinkscale import ThinkscaleError
@@ -143,6 +144,9 @@ class VLLMEngine:
     def _run(self, requests, sampling, on_token) -> Iterator[Finished]:
         from vllm.inputs import TokensPrompt
 
+        from thinkscale.infer.vllm_forcing import FORCED
+
+        side_channel = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"  # the processor runs here
         prompts, params, keys = [], [], []
         for r in requests:
             mine, tokens = r.sampling or sampling, r.tokens or self.tokens  # a server's request: its own
@@ -151,18 +155,23 @@ class VLLMEngine:
                 limit = min(limit, r.budget.max_tokens)
             for sample in r.samples:
                 seed = r.seed_of(sample, mine) if r.seeds else mine.seed
-                extra = {"budget_forcing": _forcing_args(tokens, r.budget)} if tokens.thinks else None
+                channel = uuid.uuid4().hex if side_channel and tokens.thinks else None
+                extra = {"budget_forcing": {**_forcing_args(tokens, r.budget), "channel": channel}} if tokens.thinks else None
                 prompts.append(TokensPrompt(prompt_token_ids=r.prompt_ids))
-                params.append(_params(mine, seed, max_tokens=limit, logprobs=0, extra_args=extra))
-                keys.append((r, sample))
+                params.append(_params(mine, seed, max_tokens=limit, logprobs=None if channel else 0, extra_args=extra))
+                keys.append((r, sample, channel))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        for (request, sample), out in zip(keys, outputs):
+        for (request, sample, channel), out in zip(keys, outputs):
             completion = out.outputs[0]
             ids = list(completion.token_ids)
-            forced = [
-                bool(lp) and lp.get(t) is not None and lp[t].logprob == 0.0
-                for t, lp in zip(ids, completion.logprobs or [None] * len(ids))
-            ]
+            if channel is not None:
+                at = set(FORCED.pop(channel, ()))
+                forced = [i in at for i in range(len(ids))]
+            else:
+                forced = [
+                    bool(lp) and lp.get(t) is not None and lp[t].logprob == 0.0
+                    for t, lp in zip(ids, completion.logprobs or [None] * len(ids))
+                ]
             fin = Finished(request, sample, replay(ids, forced, request.tokens or self.tokens, request.budget))
             if on_token is not None:
                 replay_events(fin, on_token)

@@ -10,9 +10,12 @@
                                         the answer, anything else: mode none), the control token's
                                         newline is forced; a forced mode starts in its phase.
 
-A forced token is the only finite logit of its row, so it is taken at any temperature and its
-processed log-probability is exactly 0: that is how the engine tells forced tokens from sampled
-ones afterwards. "Would the model end thinking here?" is decided before sampling: greedy, by the
+A forced token is the only finite logit of its row, so it is taken at any temperature. The
+engine learns which positions were forced through a side channel when the processor runs in its
+process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, as `load_llm` sets): the processor appends each
+forced position to `FORCED[channel]`. Otherwise (an engine process) the processed
+log-probability of a forced token is exactly 0, which the engine reads back; asking vLLM for
+log-probs cost most of the forcing overhead on vLLM (issue 23), hence the channel. "Would the model end thinking here?" is decided before sampling: greedy, by the
 argmax; sampling, by a seeded draw with the probability the request's temperature / top-k / top-p
 give to end-of-thinking and EOS (if the draw says no, they are masked and vLLM samples the rest).
 Single-token end-of-thinking delimiters only (s1's `<|im_start|>`); the HF engine does more."""
@@ -30,6 +33,8 @@ from thinkscale.infer.sampling import filtered_logits
 
 KEY = "budget_forcing"
 THINK, ANSWER, MODE = "think", "answer", "mode"
+# channel -> output positions the processor forced (read and removed by the engine)
+FORCED: dict[str, list[int]] = {}
 
 
 class _Row:
@@ -55,6 +60,12 @@ class _Row:
         self.control_tail: list[int] = a.get("control_tail", [])
         self.chosen: str | None = None  # the mode whose control token came, while its tail is forced
         self.queue: deque[int] = deque()
+        self.channel: list[int] | None = FORCED.setdefault(a["channel"], []) if a.get("channel") else None
+
+    def force(self, logits: torch.Tensor, token: int) -> None:
+        _force(logits, token)
+        if self.channel is not None and (not self.channel or self.channel[-1] != len(self.output)):
+            self.channel.append(len(self.output))  # the position the next token takes
 
     def catch_up(self) -> None:
         """Account for the tokens vLLM appended since the last step (usually one)."""
@@ -96,7 +107,7 @@ class _Row:
         if self.phase == ANSWER and not self.queue and self.answer_tokens >= self.max_answer:
             self.queue.append(self.stop[0])
         if self.queue:
-            _force(logits, self.queue[0])
+            self.force(logits, self.queue[0])
             return
         if self.phase != THINK:
             return
@@ -107,7 +118,7 @@ class _Row:
             if self._attempts(logits, ends, argmax):
                 self.waits += 1
                 self.queue.extend(self.wait)
-                _force(logits, self.queue[0])
+                self.force(logits, self.queue[0])
             else:
                 logits[ends] = float("-inf")
         elif self.stop:  # accepted: an EOS attempt ends thinking through the delimiter
