@@ -136,12 +136,26 @@ def main() -> None:
         vllm_main(args) if args.engine == "vllm" else hf_main(args)
 
 
+def cpu_name() -> str:
+    """The CPU's model name, from the OS (every figure is quoted beside it)."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def hf_main(args) -> dict:
     scale = 16 if args.quick else 1  # quick: a smoke run of about a minute
     model, tokenizer = load_model(dtype=args.dtype)
     fmt = get_format("s1")
     tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
     results: dict = {
+        "cpu": cpu_name(),
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "batch": args.batch,
@@ -283,7 +297,7 @@ def vllm_main(args) -> dict:
     scale = 4 if args.quick else 1
     path = str(resolve_model_path("smollm2-135m"))
     log = (lambda *a: None) if args.json else print
-    results: dict = {"engine": "vllm", "batch": args.batch, "dtype": args.dtype}
+    results: dict = {"cpu": cpu_name(), "engine": "vllm", "batch": args.batch, "dtype": args.dtype}
     fmt = get_format("s1")
     llm = load_llm(path, args.dtype, args.batch, max_model_len=2048)
     model, tokenizer = load_model(dtype=args.dtype)

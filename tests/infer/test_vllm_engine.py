@@ -107,3 +107,25 @@ def test_a_format_vllm_cannot_force_is_refused_before_any_output(tmp_path, capsy
                "--engine", "vllm", "--out", str(out)])  # fmt: skip
     assert rc == 2 and "single-token end-of-thinking" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_side_channel_forced_positions_equal_the_log_prob_paths(llm_and_tokenizer):
+    """The processor's own record of what it forced = what the processed log-probs show."""
+    from thinkscale.formats import get_format
+    from thinkscale.infer.engines import Request
+    from thinkscale.infer.forcing import Budget, ForcingTokens
+    from thinkscale.infer.vllm_engine import VLLMEngine
+    from thinkscale.tasks import get_task
+
+    llm, tok = llm_and_tokenizer
+    fmt, task = get_format("s1"), get_task("gsm8k")
+    tokens = ForcingTokens.from_tokenizer(tok, fmt)
+    reqs = [Request(i, tok.encode(fmt.render_prompt(tok, task.prompt(ex)), add_special_tokens=False),
+                    Budget(cap, num_ignore=k, max_answer_tokens=12))
+            for i, (ex, (cap, k)) in enumerate(zip(task.load(4), [(24, 0), (48, 2), (16, 1), (64, 3)]))]  # fmt: skip
+    by = {}
+    for channel in (True, False):
+        fins = VLLMEngine(llm, tokens, side_channel=channel).run(reqs)
+        by[channel] = {f.request.key: (f.state.generated, f.state.forced) for f in fins}
+    assert by[True] == by[False]
+    assert sum(sum(forced) for _, forced in by[True].values()) > 4 * 5  # delimiters and Waits were forced

@@ -116,9 +116,14 @@ def check_format(tokens: ForcingTokens) -> None:
 
 
 class VLLMEngine:
-    def __init__(self, llm, tokens: ForcingTokens, chunk_samples: int = 256):
+    def __init__(self, llm, tokens: ForcingTokens, chunk_samples: int = 256, side_channel: bool | None = None):
+        """`side_channel`: learn forced positions from the processor directly (default: when vLLM
+        runs in this process); False: from processed log-probs."""
         check_format(tokens)
         self.llm, self.tokens, self.chunk_samples = llm, tokens, chunk_samples
+        if side_channel is None:
+            side_channel = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"  # the processor runs here
+        self.side_channel = side_channel
         try:
             self.max_positions = int(llm.llm_engine.model_config.max_model_len)
         except AttributeError:  # another vLLM layout: vLLM itself then refuses a long prompt
@@ -146,7 +151,7 @@ class VLLMEngine:
 
         from thinkscale.infer.vllm_forcing import FORCED
 
-        side_channel = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"  # the processor runs here
+        side_channel = self.side_channel
         prompts, params, keys = [], [], []
         for r in requests:
             mine, tokens = r.sampling or sampling, r.tokens or self.tokens  # a server's request: its own
