@@ -42,6 +42,8 @@ def gen_args(data, model, out, *extra):
         (None, ["--adaptive", "consistency", "--probe-every", "0"], "--probe-every must be >= 1"),
         (None, ["--adaptive", "confidence", "--confidence", "1.5"], "--confidence must be in (0, 1]"),
         (None, ["--adaptive", "consistency", "--format", "plain"], "--format plain does not think"),
+        (None, ["--tensor-parallel-size", "2"], "--tensor-parallel-size applies to --engine vllm"),
+        (None, ["--engine", "hf", "--max-model-len", "0"], "--max-model-len must be >= 1"),
     ],
 )
 def test_bad_input_is_one_clear_line(

@@ -129,3 +129,34 @@ def test_side_channel_forced_positions_equal_the_log_prob_paths(llm_and_tokenize
         by[channel] = {f.request.key: (f.state.generated, f.state.forced) for f in fins}
     assert by[True] == by[False]
     assert sum(sum(forced) for _, forced in by[True].values()) > 4 * 5  # delimiters and Waits were forced
+
+
+def test_parallelism_flags_reach_vllms_engine_arguments(monkeypatch, tmp_path):
+    """--tensor/pipeline/data-parallel-size, --max-num-seqs, --gpu-memory-utilization and
+    --max-model-len arrive in vLLM's LLM(...) (only size 1 runs on CPU: the LLM is a stand-in)."""
+    import vllm
+
+    from thinkscale.cli import _parse
+    from thinkscale.configs import from_args
+    from thinkscale.infer.engines import make_engine
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_llm(**kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(vllm, "LLM", fake_llm)
+    args = _parse(["generate", "--task", "gsm8k", "--engine", "vllm", "--tensor-parallel-size", "8",
+                   "--pipeline-parallel-size", "2", "--data-parallel-size", "4", "--max-num-seqs", "32",
+                   "--gpu-memory-utilization", "0.85", "--max-model-len", "32768", "--out", str(tmp_path / "o")])  # fmt: skip
+    cfg = from_args(GenerateConfig, args)
+    with pytest.raises(Stop):
+        make_engine(cfg)
+    assert {k: seen[k] for k in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
+                                 "max_num_seqs", "gpu_memory_utilization", "max_model_len")} == {
+        "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "data_parallel_size": 4, "max_num_seqs": 32,
+        "gpu_memory_utilization": 0.85, "max_model_len": 32768}  # fmt: skip

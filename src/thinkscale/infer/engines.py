@@ -142,12 +142,15 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
         if model is None:
             longest_cap = max(Budget(b, max_total_tokens=cfg.max_total_tokens).thinking_cap
                               for b, _ in cfg.grid())  # fmt: skip
-            model = load_llm(preflight(cfg), cfg.dtype, cfg.batch_size,
-                             max_model_len=longest_cap + cfg.max_answer_tokens + 1024)  # fmt: skip
+            model = load_llm(preflight(cfg), cfg.dtype, cfg.max_num_seqs or cfg.batch_size,
+                             max_model_len=cfg.max_model_len or longest_cap + cfg.max_answer_tokens + 1024,
+                             **cfg.vllm_args())  # fmt: skip
         if tokenizer is None:
             tokenizer = model.get_tokenizer()
         tokens = ForcingTokens.from_tokenizer(tokenizer, cfg.think_format(), wait=cfg.wait)
-        engine = VLLMEngine(model, tokens)
+        # several vLLM processes (tensor / pipeline / data parallel): the processor runs in
+        # workers, so forced positions come back through processed log-probs
+        engine = VLLMEngine(model, tokens, side_channel=False if cfg.vllm_args().keys() - {"gpu_memory_utilization"} else None)
         if cfg.forcing == "multi-round":
             from thinkscale.infer.multiround import MultiRoundEngine
 

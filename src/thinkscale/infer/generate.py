@@ -143,6 +143,14 @@ class GenerateConfig(TaskSource, FormatConfig):
     top_k: int = option(0)
     seed: int = option(0)
     batch_size: int = option(16, help="rows decoded together")
+    tensor_parallel_size: int = option(1, help="--engine vllm: GPUs per model replica (tensor parallel)")
+    pipeline_parallel_size: int = option(1, help="--engine vllm: pipeline stages")
+    data_parallel_size: int = option(1, help="--engine vllm: model replicas")
+    max_num_seqs: int | None = option(None, help="--engine vllm: sequences per step (default: --batch-size)")
+    gpu_memory_utilization: float | None = option(None, help="--engine vllm: share of GPU memory vLLM may use "
+                                                  "(default: vLLM's)")  # fmt: skip
+    max_model_len: int | None = option(None, help="--engine vllm: context length (default: the longest cap + "
+                                       "answer + 1024)")  # fmt: skip
     dtype: str = option("auto", choices=DTYPES, help="auto: bfloat16 on a GPU or a CPU with bf16 units "
                         "(AMX, AVX512-BF16), else float32 (bf16 is emulated there: ~3x slower)")  # fmt: skip
 
@@ -209,6 +217,27 @@ class GenerateConfig(TaskSource, FormatConfig):
             raise ThinkscaleError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         self.check_modes()
         self.check_adaptive()
+        self.check_vllm_args()
+
+    def vllm_args(self) -> dict:
+        """vLLM engine arguments beyond thinkscale's defaults (what `--engine vllm` passes on)."""
+        args = {k: getattr(self, k) for k in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+                if getattr(self, k) != 1}  # fmt: skip
+        if self.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = self.gpu_memory_utilization
+        return args
+
+    def check_vllm_args(self) -> None:
+        check_at_least(self, 1, "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
+                       "max_num_seqs", "max_model_len")  # fmt: skip
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise ThinkscaleError(f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        from thinkscale.infer.engines import resolve_engine
+
+        given = [k for k in ("max_num_seqs", "max_model_len", "gpu_memory_utilization") if getattr(self, k) is not None]
+        if (self.vllm_args() or given) and resolve_engine(self.engine) != "vllm":
+            name = (list(self.vllm_args()) or given)[0]
+            raise ThinkscaleError(f"--{name.replace('_', '-')} applies to --engine vllm")
 
     def check_adaptive(self) -> None:
         if self.adaptive is None:

@@ -26,9 +26,10 @@ def vllm_available() -> bool:
 
 
 def load_llm(
-    model_path: str, dtype: str = "auto", max_num_seqs: int = 16, max_model_len: int = 8192
+    model_path: str, dtype: str = "auto", max_num_seqs: int = 16, max_model_len: int = 8192, **engine_args
 ):
-    """A vLLM `LLM` on a local checkpoint with our logits processor; in-process engine on CPU."""
+    """A vLLM `LLM` on a local checkpoint with our logits processor; in-process engine on CPU.
+    `engine_args`: more of vLLM's engine arguments (tensor_parallel_size, ...), passed as given."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # no spawned engine process
     try:
@@ -48,6 +49,7 @@ def load_llm(
         logits_processors=[BudgetForcingProcessor],
         logprobs_mode="processed_logprobs",
         seed=0,
+        **engine_args,
     )
 
 
