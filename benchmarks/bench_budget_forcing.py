@@ -33,6 +33,7 @@ import time
 from contextlib import contextmanager
 
 import torch
+from exp_hybrid_warmup import cpu_name  # benchmarks/ is on the path when a script runs
 
 from thinkscale.formats import get_format
 from thinkscale.infer.adaptive import AdaptiveRule
@@ -134,19 +135,6 @@ def main() -> None:
         print(json.dumps(results, indent=2))
     else:
         vllm_main(args) if args.engine == "vllm" else hf_main(args)
-
-
-def cpu_name() -> str:
-    """The CPU's model name, from the OS (every figure is quoted beside it)."""
-    import platform
-
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def hf_main(args) -> dict:

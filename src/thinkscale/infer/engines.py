@@ -150,7 +150,7 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
         tokens = ForcingTokens.from_tokenizer(tokenizer, cfg.think_format(), wait=cfg.wait)
         # several vLLM processes (tensor / pipeline / data parallel): the processor runs in
         # workers, so forced positions come back through processed log-probs
-        engine = VLLMEngine(model, tokens, side_channel=False if cfg.vllm_args().keys() - {"gpu_memory_utilization"} else None)
+        engine = VLLMEngine(model, tokens, side_channel=False if cfg.vllm_processes > 1 else None)
         if cfg.forcing == "multi-round":
             from thinkscale.infer.multiround import MultiRoundEngine
 

@@ -139,8 +139,7 @@ class RowState:
     adaptive_stop: bool = False  # thinking ended because the probes settled
     hidden_rollback: int = 0  # probe tokens the engine must drop from the KV cache (not output)
     _probe: Probe | None = None
-    _probe_queue: deque = field(default_factory=deque)
-    _probe_fed: int = 0  # tokens of the running probe already fed to the model
+    _probe_queue: deque = field(default_factory=deque)  # every token of a running probe is fed
     _held: int | None = None  # the row's own proposed token, fed after the probe
     _next_probe: int = 0
 
@@ -285,7 +284,7 @@ class RowState:
         if self.thinking_tokens >= self._next_probe:
             self._next_probe = (self.thinking_tokens // every + 1) * every
         self._held, self.phase = proposed, PROBE
-        self._probe, self._probe_fed = Probe(at=self.thinking_tokens), 0
+        self._probe = Probe(at=self.thinking_tokens)
         last = self.generated[-1] if self.generated else None
         if last is not None and last not in self.tokens.ends_with_newline:
             self._probe_queue.extend(self.tokens.newline)
@@ -298,25 +297,25 @@ class RowState:
             token = self._probe_queue.popleft()
             probe.ids.append(token)
             probe.forced += 1
-            self._probe_fed += 1
             return token
-        if proposed not in self.tokens.stop:
-            probe.ids.append(proposed)
-            probe.probs.append(1.0 if prob is None else prob)
-            if len(probe.answer_ids) < rule.tokens:
-                self._probe_fed += 1
-                return proposed
-        return self._end_probe()  # an end token, or the last answer token (never fed)
+        if proposed in self.tokens.stop:
+            return self._end_probe(fed=len(probe.ids))
+        probe.ids.append(proposed)
+        probe.probs.append(1.0 if prob is None else prob)
+        if len(probe.answer_ids) < rule.tokens:
+            return proposed
+        return self._end_probe(fed=len(probe.ids) - 1)  # the last answer token is never fed
 
-    def _end_probe(self) -> int | None:
+    def _end_probe(self, fed: int) -> int | None:
+        """`fed`: the probe's tokens in the model's context, taken back out now."""
         probe, rule = self._probe, self.budget.adaptive
         if rule.read is not None:
             probe.answer, probe.hesitant = rule.read(probe.answer_ids)
         self.probes.append(probe)
         self.probe_tokens += len(probe.ids)
-        self.hidden_rollback += self._probe_fed
+        self.hidden_rollback += fed
         held = self._held
-        self._probe, self._held, self._probe_fed, self.phase = None, None, 0, THINK
+        self._probe, self._held, self.phase = None, None, THINK
         allowed = self.waits >= self.budget.num_ignore and self.thinking_tokens >= self.budget.min_thinking_tokens
         if allowed and settled(rule, self.probes):
             self.adaptive_stop = True
@@ -326,7 +325,7 @@ class RowState:
 
     def probe_context(self) -> list[int]:
         """The running probe's tokens that are in the model's context now (for references)."""
-        return self._probe.ids[: self._probe_fed] if self._probe is not None else []
+        return list(self._probe.ids) if self._probe is not None else []
 
     @property
     def stopped_by(self) -> str:

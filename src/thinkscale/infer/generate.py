@@ -219,6 +219,11 @@ class GenerateConfig(TaskSource, FormatConfig):
         self.check_adaptive()
         self.check_vllm_args()
 
+    @property
+    def vllm_processes(self) -> int:
+        """How many vLLM worker processes the parallelism flags ask for."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
+
     def vllm_args(self) -> dict:
         """vLLM engine arguments beyond thinkscale's defaults (what `--engine vllm` passes on)."""
         args = {k: getattr(self, k) for k in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")

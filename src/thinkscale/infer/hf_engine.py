@@ -117,7 +117,8 @@ class HFEngine:
             yield from finished
             if len(keep) < len(rows):
                 next_ids = [next_ids[i] for i in keep]
-                rows, cache, mask, logits = self._select(rows, cache, mask, logits, keep)
+                # no logits to keep: the forward below computes the next ones
+                rows, cache, mask, logits = self._select(rows, cache, mask, None, keep)
             if not rows:
                 continue
 
