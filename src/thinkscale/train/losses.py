@@ -8,6 +8,10 @@
   think response has hundreds of tokens and a short one a handful, so the single mode token's
   gradient is drowned or swung by length; alpha sets its own pace. Rows of groups whose rewards
   were all equal (`live` = 0) are dropped from both terms: they carry no signal.
+- `pass_at_n_weight` / `pass_at_n_loss`: refine's confidence-limited SFT. Each example's cross-entropy
+  is scaled by F_N(p) (detached), which turns the gradient of -log p into that of
+  -log(1 - (1-p)^N) = -log pass@N: an example the model already gets right (p -> 1) stops pulling
+  its probability up, so it is not made over-confident at the expense of the others.
 """
 
 from __future__ import annotations
@@ -65,3 +69,48 @@ def degrpo_loss(
     if kl is not None:
         stats["kl"] = float((kl * m).sum() / m.sum().clamp(min=1.0))
     return alpha * control + response, stats
+
+
+SERIES_BELOW = 0.1  # refine's code switches to its rational series when N*p is below this
+
+
+def refine_series(p: torch.Tensor, n: int) -> torch.Tensor:
+    """refine's rational approximation of F_N for small N p (its code uses it below N p = 0.1)."""
+    m = n - 1
+    return (1 - m * p + m * (m - 1) * p**2 / 2) / (1 - m * p / 2 + m * (m - 1) * p**2 / 6)
+
+
+def pass_at_n_weight(p: torch.Tensor, n: int) -> torch.Tensor:
+    """F_N(p) = N p (1-p)^(N-1) / (1 - (1-p)^N), in float64: 1 at N = 1 and at p = 0, -> 0 as
+    p -> 1. refine's code computes 1 - (1-p)^N directly, which cancels for small p, so below
+    N p = 0.1 it switches to `refine_series`, whose error (~1e-4 at the switch) makes F jump there.
+    Here the denominator is -expm1(N log1p(-p)), exact for every p > 0, so the closed form is used
+    throughout (it agrees with the series below the switch to the series' own accuracy)."""
+    p = p.detach().to(torch.float64).clamp(0.0, 1.0)
+    if n == 1:
+        return torch.ones_like(p)
+    closed = n * p * (1 - p) ** (n - 1) / -torch.expm1(n * torch.log1p(-p))  # p = 1: 0 / 1
+    return torch.where(p > 0, closed, torch.ones_like(p))
+
+
+def pass_at_n_loss(
+    logits: torch.Tensor, labels: torch.Tensor, n: int, p: torch.Tensor | None = None,
+    num_items: int | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+    """(loss, stats): sum over examples of F_N(p_i) x example i's summed token cross-entropy,
+    divided by the batch's label-token count (`num_items`: over all accumulated micro-batches,
+    as TRL's SFT loss is), so at N = 1 it IS plain SFT's loss. `labels` (B, T) are already
+    aligned with `logits` (B, T, V) (-100 = no loss); `p` (B,) overrides the reference's
+    likelihood exp(sum log p) (refine's sampled p-hat)."""
+    mask = labels != -100
+    logps = -torch.nn.functional.cross_entropy(
+        logits.to(torch.promote_types(logits.dtype, torch.float32)).transpose(1, 2), labels.masked_fill(~mask, 0),
+        reduction="none",
+    ) * mask
+    seq_logp = logps.sum(1)
+    if p is None:
+        p = seq_logp.detach().double().exp()
+    weight = pass_at_n_weight(p, n).to(logps.dtype)
+    denom = mask.sum() if num_items is None else num_items
+    loss = (weight * -seq_logp).sum() / denom
+    return loss, {"weight": weight.detach(), "p": p.detach().double()}

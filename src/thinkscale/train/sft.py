@@ -27,15 +27,17 @@ from thinkscale.data.traces import TraceFields, load_traces
 from thinkscale.formats import check_hybrid_template, get_format
 from thinkscale.models import add_format_tokens, init_new_embeddings
 from thinkscale.run_dirs import check_run_dir, latest_checkpoint, save_final
+from thinkscale.train.refine import Refine, RefineConfig, check_gradable, refine_trainer
 from thinkscale.train.trainer import TrainingConfig, launch_info, trainer_class
 
 RUN_FILE = "thinkscale_sft.json"
 
 
 @dataclass
-class SFTRunConfig(TrainingConfig):
-    """The training settings (`TrainingConfig`: s1's defaults), then the data and its layout;
-    `max_length` is sized for a CPU. CLI flags mirror these fields."""
+class SFTRunConfig(TrainingConfig, RefineConfig):
+    """The training settings (`TrainingConfig`: s1's defaults), refine's loss and filter
+    (`RefineConfig`: off by default), then the data and its layout; `max_length` is sized for a
+    CPU. CLI flags mirror these fields."""
 
     data: str = "arith"  # a traces file/dir or a built-in corpus: gsm8k-train, math-train, arith
     out: str = "runs/sft"
@@ -53,6 +55,7 @@ class SFTRunConfig(TrainingConfig):
     def validate(self, processes: int = 1, launched: bool = False) -> None:
         get_format(self.format)
         self.check_training(processes, launched)
+        self.check_refine(processes)
         check_at_least(self, 8, "max_length")
         check_at_least(self, 1, "limit")
         check_between(self, 0, 1, "max_truncated_share")
@@ -116,10 +119,13 @@ def _check_out_dir(out: Path, cfg: SFTRunConfig) -> str | None:
 
 def prepare(cfg: SFTRunConfig, tokenizer) -> tuple[list[dict], dict]:
     """Load, render, measure; drop (fs1) or keep (--allow-truncation) samples over max_length.
-    Each row keeps its trace's `pair` (hybrid pairs) under the key `_pair`."""
+    Each row keeps its trace's `pair` (hybrid pairs) and `answer` under the keys `_pair`, `_answer`."""
     fields = TraceFields(cfg.question_field, cfg.thinking_field, cfg.answer_field, cfg.id_field)
     traces = load_traces(cfg.data, fields, cfg.limit)
-    rows = [{**row, "_pair": t.get("pair")} for row, t in zip(to_conversations(traces, cfg.format), traces)]
+    if cfg.samples:
+        check_gradable(traces, cfg.grader)
+    rows = [{**row, "_pair": t.get("pair"), "_answer": t["answer"]}
+            for row, t in zip(to_conversations(traces, cfg.format), traces)]  # fmt: skip
     try:
         report = length_report(rows, tokenizer, cfg.max_length)
     except Exception as e:  # a template that cannot render this format
@@ -176,6 +182,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
             print(note)
     rows, report = prepare(cfg, tokenizer)
     groups = pair_groups([{"pair": r.pop("_pair")} for r in rows])
+    answers = [r.pop("_answer") for r in rows]
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
     if added:
         init_new_embeddings(model, tokenizer, added)
@@ -191,9 +198,19 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         completion_only_loss=True,
         packing=cfg.packing,
     )
-    trainer = trainer_class(SFTTrainer)(
+    cls = trainer_class(SFTTrainer)
+    refined = cfg.objective != "ce" or cfg.samples
+    trainer = (refine_trainer(cls) if refined else cls)(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
+    if refined:
+        trainer.objective, trainer.pass_n = cfg.objective, cfg.pass_n
+        trainer.use_sampled_p = cfg.p_source == "sampled"
+        if cfg.samples:
+            questions = [r["prompt"][0]["content"] for r in rows]
+            trainer.refine = Refine(cfg, questions, answers, cfg.format, cfg.seed, cfg.batch_size)
+            if resume_from:
+                trainer.refine.load(resume_from)
     if any(len(g) > 1 for g in groups) and not cfg.packing:
         trainer.pair_groups = groups
     if resume_from:
