@@ -103,6 +103,15 @@ def cmd_frontier(args) -> None:
     print(f"wrote frontier.png, report.html, metrics.json in {out} (*: on the Pareto frontier)")
 
 
+def cmd_coverage(args) -> None:
+    from thinkscale.coverage_run import CoverageConfig, coverage
+    from thinkscale.eval.coverage import coverage_table
+
+    metrics = coverage(from_args(CoverageConfig, args), args.out)
+    print(coverage_table(metrics))
+    print(f"wrote metrics.json and coverage.png in {args.out}")
+
+
 def cmd_train_merge(args) -> None:
     from thinkscale.train.merge import merge_shards
 
@@ -432,6 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("paths", nargs="+", help="results files, or directories whose *.jsonl are results")
     f.add_argument("--out", help="output directory (default: the first directory given)")
     f.set_defaults(func=cmd_frontier)
+
+    from thinkscale.coverage_run import CoverageConfig
+
+    cv = sub.add_parser("coverage", help="pass@k for every k <= n and chunk coverage of one or more models (refine)",
+                        description="Sample --n completions per question at --temperature 1 from each --model "
+                        "(resumable records in OUT/<model>/results.jsonl), then compute the unbiased pass@k for "
+                        "every k <= n and refine's disjoint-chunk coverage (n/k chunks, mean ± standard error), "
+                        "and write OUT/metrics.json and OUT/coverage.png with one line per model.")  # fmt: skip
+    add_flags(cv, CoverageConfig, groups=GENERATION_GROUPS, exclude=("num_ignores", "runs", "modes", "adaptive",
+              "probe_every", "probe_tokens", "agree", "confidence", "forcing"),
+              single={"budgets": ("--budget", "thinking cap in tokens ('none' = no cap)")})  # fmt: skip
+    cv.add_argument("--out", required=True, help="output directory")
+    _add_config_flag(cv)
+    cv.set_defaults(func=cmd_coverage)
 
     t = sub.add_parser(
         "train", help="fine-tune on reasoning traces (train sft), RL (train grpo), merge FSDP shards (train merge)"

@@ -29,6 +29,9 @@ class ArithConfig:
             raise ThinkscaleError(f"arith count must be >= 1, got {self.count}")
 
 
+MUL_CONFIG = ArithConfig(op="mul", min_digits=1, max_digits=2)  # the `arith-mul` corpus
+
+
 def addition_trace(a: int, b: int) -> str:
     """Column by column, least significant first: `d1+d2+carry=s, write d carry c`."""
     xs, ys = str(a)[::-1], str(b)[::-1]

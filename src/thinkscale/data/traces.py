@@ -13,7 +13,7 @@ from thinkscale import ThinkscaleError
 from thinkscale.tasks.base import read_table
 from thinkscale.tasks.builtin import GSM8K, MATH
 
-BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith", "arith-mixed", "curated-1k")
+BUILTIN_CORPORA = ("gsm8k-train", "math-train", "champ", "arith", "arith-mul", "arith-mixed", "curated-1k")
 # `thinkscale data curate` output shipped with the package (README: "On real data")
 CURATED = Path(__file__).parent / "builtin" / "curated-1k.jsonl"
 
@@ -103,6 +103,10 @@ def load_traces(
         from thinkscale.data.arith import ArithConfig, arith_traces
 
         rows = arith_traces(ArithConfig())
+    elif source == "arith-mul":
+        from thinkscale.data.arith import MUL_CONFIG, arith_traces
+
+        rows = arith_traces(MUL_CONFIG)
     elif source == "arith-mixed":
         from thinkscale.data.arith import mixed_arith
 

@@ -1,9 +1,11 @@
 """Held-out arithmetic problems: the evaluation side of the procedural trace corpora (`arith`,
-and `arith-mixed`'s two difficulties, `arith-easy` and `arith-hard`)."""
+`arith-mul`, and `arith-mixed`'s two difficulties, `arith-easy` and `arith-hard`)."""
 
 from __future__ import annotations
 
-from thinkscale.data.arith import ArithConfig, arith_traces, mixed_arith
+from dataclasses import replace
+
+from thinkscale.data.arith import MUL_CONFIG, ArithConfig, arith_traces, mixed_arith
 from thinkscale.tasks.base import Example, Task
 
 TRAIN_CONFIG = ArithConfig()  # what `--data arith` trains on
@@ -13,12 +15,13 @@ class Arith(Task):
     name = "arith"
     grader = "numeric"
     instruction = ""  # the question alone, as in the training traces
+    train_config = TRAIN_CONFIG
 
     def __init__(self, config: ArithConfig | None = None):
-        self.config = config or ArithConfig(seed=TRAIN_CONFIG.seed + 1, count=1000)
+        self.config = config or replace(self.train_config, seed=self.train_config.seed + 1, count=1000)
 
     def load(self, limit: int | None = None) -> list[Example]:
-        seen = {t["question"] for t in arith_traces(TRAIN_CONFIG)}
+        seen = {t["question"] for t in arith_traces(self.train_config)}
         examples = []
         for t in arith_traces(self.config):
             if t["question"] in seen:  # held out: never a training question
@@ -30,6 +33,14 @@ class Arith(Task):
             if limit is not None and len(examples) >= limit:
                 break
         return examples
+
+
+class ArithMul(Arith):
+    """Held-out products of 1-2 digit numbers (`arith-mul`'s kind): harder for a small model
+    than sums (each partial product is a memorised fact), so sampling more often helps."""
+
+    name = "arith-mul"
+    train_config = MUL_CONFIG
 
 
 class ArithEasy(Task):

@@ -242,7 +242,12 @@ def refine_trainer(base):
             p = sampled_p.to(outputs.logits.device) if self.use_sampled_p and sampled_p is not None else None
             denom = None if num_items_in_batch is None else torch.as_tensor(num_items_in_batch).clamp(min=1)
             loss, stats = pass_at_n_loss(outputs.logits[:, :-1], labels[:, 1:], self.pass_n, p, denom)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as TRL's SFT loss
             mode = "train" if model.training else "eval"
+            if mode == "train":  # TRL's token count, which its own loss path would have kept
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
             self._metrics[mode]["refine/weight"].append(float(stats["weight"].mean()))
             self._metrics[mode]["refine/p"].append(float(stats["p"].mean()))
             return (loss, outputs) if return_outputs else loss
