@@ -10,7 +10,7 @@ import pytest
 
 from thinkscale import ThinkscaleError
 from thinkscale.cli import main
-from thinkscale.eval.coverage import chunk_coverage, coverage_metrics, correct_by_question
+from thinkscale.eval.coverage import chunk_coverage, correct_by_question, coverage_metrics
 
 
 def records(correct: dict[str, list[bool]]) -> list[dict]:
