@@ -71,11 +71,11 @@ def main() -> int:
     ap.add_argument("--filter-every", type=int, default=2)
     ap.add_argument("--n", type=int, default=64, help="samples per question for coverage")
     ap.add_argument("--questions", type=int, default=24)
-    ap.add_argument("--quick", action="store_true", help="a smoke run: 4 steps, 4 questions, n = 8")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 3 steps, 2 questions, n = 4")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     args = ap.parse_args()
     if args.quick:
-        args.steps, args.n, args.questions, args.filter_samples, args.filter_every = 4, 8, 4, 4, 1
+        args.steps, args.n, args.questions, args.filter_samples, args.filter_every = 3, 4, 2, 2, 1
         if args.out == "runs/refine":
             args.out = "runs/refine-quick"
 

@@ -21,6 +21,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_grpo.py", [], ["completions_per_s", "tokens_per_s", "generate_share"]),
     ("bench_serve.py", [], ["p11", "latency_s", "staggered"]),
     ("bench_dot.py", ["--out", "{tmp}/dot"], ["accuracy_4x4", "train_seconds"]),
+    ("bench_refine.py", ["--out", "{tmp}/refine"], ["objectives"]),
 ])  # fmt: skip
 def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
     cmd = [sys.executable, str(BENCH / name), "--quick", "--json", *(e.format(tmp=tmp_path) for e in extra)]
