@@ -112,6 +112,16 @@ def cmd_coverage(args) -> None:
     print(f"wrote metrics.json and coverage.png in {args.out}")
 
 
+def cmd_synth(args) -> None:
+    from thinkscale.synth.loop import SynthConfig, synth
+
+    report = synth(from_args(SynthConfig, args), args.out)
+    for r in report["rounds"]:
+        acc = f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-"
+        print(f"round {r['round']}: {r['train_rows']} training traces ({r['kept']} kept this round), held-out accuracy {acc}")
+    print(f"wrote synth.json, synth.png and round-*/ in {args.out}")
+
+
 def cmd_train_merge(args) -> None:
     from thinkscale.train.merge import merge_shards
 
@@ -455,6 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", required=True, help="output directory")
     _add_config_flag(cv)
     cv.set_defaults(func=cmd_coverage)
+
+    from thinkscale.synth.loop import SynthConfig
+
+    sy = sub.add_parser("synth", help="synthetic-data rounds: sample, verify, self-correct, curate, retrain",
+                        description="Round 0 fine-tunes --model on --seed-data. Each later round samples --samples "
+                        "solutions per still-unsolved question with the last model, keeps the verified ones (gold "
+                        "answer, majority vote, or vote + the model's own check; optional self-correction), runs them "
+                        "through the curation stages (quality, decontamination, exact dedup), and fine-tunes again on "
+                        "the seed + everything kept. Writes round-*/ (data.jsonl, funnel.json, model/, metrics.json), "
+                        "synth.json and synth.png to --out; a rerun resumes.")  # fmt: skip
+    add_flags(sy, SynthConfig)
+    sy.add_argument("--out", required=True, help="run directory")
+    _add_config_flag(sy)
+    sy.set_defaults(func=cmd_synth)
 
     t = sub.add_parser(
         "train", help="fine-tune on reasoning traces (train sft), RL (train grpo), merge FSDP shards (train merge)"
