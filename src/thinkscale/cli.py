@@ -263,6 +263,9 @@ def cmd_data_hybrid(args) -> None:
 
 DOT_FLAG_HELP = {
     "task": "mul4x4 | mul5x5 | gsm8k",
+    "data": "train: a traces file (question, thinking, answer; e.g. `thinkscale synth`'s round-R/data.jsonl) "
+            "instead of --task, its thinking lines the thoughts; eval: held-out questions, a thinkscale task name "
+            "(arith-mul, ...) or a question/answer file",
     "objective": "diffusion, or ar: the autoregressive baseline on the same backbone",
     "init": "start from a pretrained causal LM (embedded name or checkpoint dir) instead of scratch",
     "tokenizer": "word (implicit-CoT digits), bpe (trained on the data), auto",

@@ -346,3 +346,33 @@ def test_diffusion_from_a_pretrained_causal_checkpoint(tmp_path, tiny_checkpoint
     assert tok.mask_token_id is not None and model.get_input_embeddings().weight.shape[0] == len(tok)
     res = sample_dot(model, tok, meta, [("q", "1 2 * 3 4")], SampleConfig(steps=3))
     assert res[0]["nfe"] == 3 and tok.mask_token not in res[0]["text"]
+
+
+def test_dot_trains_on_a_traces_file_and_evaluates_on_a_task(tmp_path, capsys):
+    """`dot train --data` (synth's round data): thinking lines become thoughts; `dot eval --data`
+    takes held-out questions from a thinkscale task."""
+    traces = tmp_path / "data.jsonl"
+    from thinkscale.data.arith import MUL_CONFIG, arith_traces
+
+    rows = arith_traces(MUL_CONFIG)[:24]
+    traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from thinkscale.dot.data import trace_examples
+
+    ex = trace_examples(str(traces))[0]
+    assert ex.thoughts == rows[0]["thinking"].splitlines() and ex.gold == rows[0]["answer"]
+    assert ex.target().endswith(f"#### {rows[0]['answer']}")
+    model = tmp_path / "dot"
+    assert main(["dot", "train", "--data", str(traces), "--out", str(model), "--max-steps", "2", "--batch-size", "4",
+                 "--vocab-size", "300", "--hidden-size", "32", "--layers", "1", "--heads", "2",
+                 "--intermediate-size", "64", "--no-bf16"]) == 0  # fmt: skip
+    assert main(["dot", "eval", "--model", str(model), "--out", str(tmp_path / "e")]) == 2  # which questions?
+    assert "give its held-out questions with --data" in capsys.readouterr().err
+    assert main(["dot", "eval", "--model", str(model), "--data", "arith-mul", "--limit", "3", "--steps", "2",
+                 "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    recs = [json.loads(line) for line in (tmp_path / "e" / "results.jsonl").read_text().splitlines()]
+    assert len(recs) == 3 and all(r["task"] == "arith-mul" and r["grader"] == "numeric" for r in recs)
+    from thinkscale.tasks import get_task
+
+    assert [r["gold"] for r in recs] == [e.gold for e in get_task("arith-mul").load(3)]
+    assert main(["dot", "train", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x")]) == 2
+    assert "no such traces file" in capsys.readouterr().err

@@ -220,3 +220,20 @@ def test_bad_input_writes_nothing(tmp_path, tiny_checkpoint):
     with pytest.raises(ThinkscaleError, match="--verify vote needs --samples >= 2"):
         synth(SynthConfig(questions=qs, samples=1), out)
     assert not out.exists()
+
+
+def test_dot_on_a_rounds_data_reports_held_out_accuracy(tmp_path):
+    from thinkscale.data.arith import MUL_CONFIG, arith_traces
+
+    qs = questions(tmp_path, [{"id": "a", "question": "What is 2 * 3?"}])
+    folder = tmp_path / "round-1"
+    folder.mkdir()
+    (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in arith_traces(MUL_CONFIG)[:32]))
+    cfg = SynthConfig(questions=qs, dot=True, dot_train_seconds=2.0, dot_steps=2, eval_limit=4)
+    m = Loop(cfg, tmp_path, progress=False)._dot(folder)
+    assert 0 <= m["dot_accuracy"] <= 1 and m["dot_train_seconds"] == 2.0
+    recs = [json.loads(x) for x in (folder / "dot-eval" / "results.jsonl").read_text().splitlines()]
+    assert len(recs) == 4 and {r["task"] for r in recs} == {"arith-mul"}
+    assert (folder / "dot" / "dot.json").exists()
+    with pytest.raises(ThinkscaleError, match="--dot reports held-out accuracy"):
+        SynthConfig(questions=qs, dot=True, eval_task="none").validate()

@@ -126,6 +126,32 @@ def load_task(task: str, split: str, count: int | None = None, seed: int = 0) ->
     return gsm8k(split, count)
 
 
+def trace_examples(source: str, limit: int | None = None) -> list[DotExample]:
+    """Traces (a file or built-in corpus: question, thinking, answer) as DoT examples: each
+    non-empty thinking line is a thought (how `thinkscale synth` feeds its data to DoT)."""
+    from thinkscale.data.traces import load_traces
+
+    return [
+        DotExample(str(t["id"]), t["question"], [x.strip() for x in t["thinking"].splitlines() if x.strip()],
+                   str(t["answer"]).strip(), str(t["answer"]).strip(), TEXT_THOUGHT_SEP)  # fmt: skip
+        for t in load_traces(source, limit=limit)
+    ]
+
+
+def question_examples(source: str, limit: int | None = None) -> list[DotExample]:
+    """Held-out questions with gold answers: a thinkscale task name (e.g. arith-mul) or a
+    JSONL/parquet file of question/answer rows."""
+    from thinkscale.tasks import TASKS, FileTask, get_task
+
+    task = get_task(source) if source in TASKS else FileTask(source, grader="numeric")
+    return [DotExample(ex.id, ex.question, [], "", str(ex.gold), TEXT_THOUGHT_SEP) for ex in task.load(limit)]
+
+
+def is_reversed_task(task: str) -> bool:
+    """Whether answers are implicit-CoT reversed digits (the mulNxN tasks)."""
+    return re.fullmatch(r"mul([1-9])x\1", task) is not None
+
+
 def iter_text(examples: list[DotExample]) -> Iterator[str]:
     for ex in examples:
         yield ex.question

@@ -17,7 +17,14 @@ from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least
-from thinkscale.dot.data import ANSWER_SEP, DotExample, load_task, parse_reversed_number
+from thinkscale.dot.data import (
+    ANSWER_SEP,
+    DotExample,
+    is_reversed_task,
+    load_task,
+    parse_reversed_number,
+    question_examples,
+)
 from thinkscale.dot.model import load_dot
 from thinkscale.dot.sample import SampleConfig, ar_generate, sample_dot
 from thinkscale.records import Record, RecordWriter, check_settings, make_record, write_json_atomic
@@ -30,6 +37,7 @@ class DotEvalConfig:
     model: str = "runs/dot-mul4x4"  # a checkpoint written by `thinkscale dot train`
     out: str = "runs/dot-eval"
     task: str | None = None  # default: the task the model was trained on
+    data: str | None = None  # held-out questions instead: a thinkscale task name or a question/answer file
     limit: int | None = 200  # test questions
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     order: str = "confidence"
@@ -51,7 +59,7 @@ def split_output(text: str) -> tuple[str, str]:
 
 
 def extract_answer(task: str, answer: str) -> str | None:
-    return parse_reversed_number(answer) if task.startswith("mul") else extract_number(answer)
+    return parse_reversed_number(answer) if is_reversed_task(task) else extract_number(answer)
 
 
 def to_record(task: str, ex: DotExample, out: dict, steps: int | None, settings: dict, tokenizer) -> Record:
@@ -80,8 +88,13 @@ def eval_dot(cfg: DotEvalConfig) -> Path:
         _sample_config(cfg, steps).validate()
     check_at_least(cfg, 1, "limit")
     model, tokenizer, meta = load_dot(cfg.model)
-    task = cfg.task or meta.task
-    examples = load_task(task, "test", cfg.limit)
+    if cfg.data:
+        task, examples = Path(cfg.data).stem if Path(cfg.data).suffix else cfg.data, question_examples(cfg.data, cfg.limit)
+    elif (cfg.task or meta.task) == "traces":
+        raise ThinkscaleError(f"{cfg.model} was trained on a traces file: give its held-out questions with --data")
+    else:
+        task = cfg.task or meta.task
+        examples = load_task(task, "test", cfg.limit)
     by_id = {ex.id: ex for ex in examples}
     out = Path(cfg.out) / "results.jsonl"
     method = "ar" if meta.objective == "ar" else ("dot-mp" if cfg.multipass else "dot")

@@ -27,7 +27,7 @@ import torch
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, check_between
-from thinkscale.dot.data import DotExample, check_task, load_task
+from thinkscale.dot.data import DotExample, check_task, load_task, trace_examples
 from thinkscale.dot.model import (
     DotMeta,
     add_dot_tokens,
@@ -51,6 +51,7 @@ class DotTrainConfig:
     cores. CLI flags mirror these fields."""
 
     task: str = "mul4x4"  # mul4x4 | mul5x5 | gsm8k
+    data: str | None = None  # a traces file instead of --task: its thinking lines are the thoughts
     out: str = "runs/dot-mul4x4"
     objective: str = "diffusion"  # diffusion | ar (the autoregressive baseline)
     init: str | None = None  # a pretrained checkpoint (embedded name or dir) instead of scratch
@@ -80,6 +81,8 @@ class DotTrainConfig:
 
     def validate(self) -> None:
         check_task(self.task)
+        if self.data is not None and not Path(self.data).exists():
+            raise ThinkscaleError(f"--data {self.data}: no such traces file")
         if self.objective not in ("diffusion", "ar"):
             raise ThinkscaleError(f"--objective must be diffusion or ar, got '{self.objective}'")
         if self.weighting not in ("uniform", "elbo"):
@@ -243,7 +246,7 @@ def _trainer_class(mask_id: int, prefix_prob: float, weighting: str, prefix_unit
 def tokenizer_kind(cfg: DotTrainConfig) -> str:
     if cfg.tokenizer != "auto":
         return cfg.tokenizer
-    return "bpe" if cfg.task == "gsm8k" else "word"
+    return "bpe" if cfg.task == "gsm8k" or cfg.data else "word"
 
 
 def build(cfg: DotTrainConfig, examples: list[DotExample]):
@@ -303,7 +306,9 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     resume_from = _check_out_dir(out, cfg)
-    if examples is None:
+    if examples is None and cfg.data:
+        examples = trace_examples(cfg.data)
+    elif examples is None:
         examples = load_task(cfg.task, "train", cfg.train_size, seed=cfg.seed)
     model, tokenizer = build(cfg, examples)
     dataset = DotDataset(examples, tokenizer, cfg.max_length)
@@ -380,7 +385,7 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
     if resume_from:
         print(f"resuming from {resume_from} (optimizer, scheduler, RNG and data order restored)")
     trainer.train(resume_from_checkpoint=resume_from)
-    meta = DotMeta(cfg.objective, cfg.task, dataset.gen_length, examples[0].sep,
+    meta = DotMeta(cfg.objective, "traces" if cfg.data else cfg.task, dataset.gen_length, examples[0].sep,
                    round(Clock.seconds, 1), max_steps)  # fmt: skip
     save_final(trainer, tokenizer, out, extra=lambda tmp: save_meta(tmp, meta))
     return out

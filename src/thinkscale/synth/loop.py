@@ -94,6 +94,10 @@ class SynthConfig:
                                    "(held out: also decontaminated against); none to skip")  # fmt: skip
     eval_limit: int = option(50)
     eval_samples: int = option(0, help="also n samples per held-out question at --temperature: pass@k")
+    dot: bool = option(False, help="also train a DoT reasoner on each round's data (--dot-train-seconds, equal "
+                       "for every round) and report its held-out accuracy (--eval-task)")  # fmt: skip
+    dot_train_seconds: float = option(300.0, help="--dot: training time of each round's DoT model")
+    dot_steps: int = option(16, help="--dot: denoising steps when it is evaluated")
     decontaminate_against: list[str] = option(help="eval tasks no kept trace may overlap (n-grams)",
                                               factory=lambda: ["gsm8k", "math500", "math"])  # fmt: skip
     ngram: int = option(8, help="decontamination n-gram length (words)")
@@ -118,6 +122,11 @@ class SynthConfig:
         if self.grader not in GRADERS:
             raise ThinkscaleError(f"--grader must be one of {', '.join(GRADERS)}, got '{self.grader}'")
         get_format(self.format)
+        if self.dot and not self.eval_task:
+            raise ThinkscaleError("--dot reports held-out accuracy: give --eval-task")
+        if self.dot_train_seconds <= 0:
+            raise ThinkscaleError(f"--dot-train-seconds must be positive, got {self.dot_train_seconds}")
+        check_at_least(self, 1, "dot_steps")
 
     def needs_gold(self) -> bool:
         return self.verify == "gold" or self.self_correct == "hint"
@@ -257,6 +266,22 @@ class Loop:
             m["pass@k"] = {k: cov["pass@k"][k] for k in cov["chunk_coverage"]}
         return m
 
+    def _dot(self, folder: Path) -> dict:
+        """--dot: a DoT model trained on this round's data for a fixed time, its held-out accuracy."""
+        if not self.cfg.dot:
+            return {}
+        from thinkscale.dot.evaluate import DotEvalConfig, eval_dot
+        from thinkscale.dot.train import RUN_FILE as DOT_RUN
+        from thinkscale.dot.train import DotTrainConfig, train_dot
+
+        c, model = self.cfg, folder / "dot"
+        if not (model / "config.json").exists():
+            train_dot(DotTrainConfig(data=str(folder / "data.jsonl"), out=str(model), train_seconds=c.dot_train_seconds,
+                                     seed=c.seed, resume=(model / DOT_RUN).exists()))  # fmt: skip
+        recs = load_records(eval_dot(DotEvalConfig(model=str(model), out=str(folder / "dot-eval"), data=c.eval_task,
+                                                   limit=c.eval_limit, steps=[c.dot_steps], seed=c.seed)))  # fmt: skip
+        return {"dot_accuracy": sum(bool(r["correct"]) for r in recs) / len(recs), "dot_train_seconds": c.dot_train_seconds}
+
     # -- rounds -----------------------------------------------------------------------------------
     def round_zero(self) -> str:
         folder = self.out / "round-0"
@@ -271,7 +296,8 @@ class Loop:
         kept, dropped = self._curate([seed_file], folder / "curate")
         write_jsonl_atomic(folder / "data.jsonl", kept)
         model = self._train(folder / "data.jsonl", folder / "model", self.cfg.model)
-        metrics = {"round": 0, "train_rows": len(kept), "kept": len(kept), **self._evaluate(model, folder)}
+        metrics = {"round": 0, "train_rows": len(kept), "kept": len(kept), **self._evaluate(model, folder),
+                   **self._dot(folder)}  # fmt: skip
         write_json_atomic(folder / "funnel.json", {"seed": len(kept) + len(dropped), "kept": len(kept),
                                                     "dropped": _reasons(dropped)})  # fmt: skip
         write_json_atomic(folder / "metrics.json", metrics)
@@ -308,7 +334,7 @@ class Loop:
         init = c.model if c.retrain == "from-base" else prev_model
         model = self._train(folder / "data.jsonl", folder / "model", init)
         write_json_atomic(folder / "metrics.json", {"round": r, "train_rows": len(kept), "kept": len(new),
-                                                     **self._evaluate(model, folder)})  # fmt: skip
+                                                     **self._evaluate(model, folder), **self._dot(folder)})  # fmt: skip
         return model
 
     def _verify(self, samples: dict[str, list[dict]], checks: Path, model: str) -> tuple[dict, dict]:
@@ -397,6 +423,8 @@ def plot_synth(report: dict, path: Path) -> None:
             acc.plot(xs, [r.get("accuracy") for r in rounds], "o-", color="C1", label="held-out accuracy (greedy)")
             for k in (rounds[0].get("pass@k") or {}):
                 acc.plot(xs, [r["pass@k"][k] for r in rounds], "--", alpha=0.6, label=f"pass@{k}")
+            if any("dot_accuracy" in r for r in rounds):
+                acc.plot(xs, [r.get("dot_accuracy") for r in rounds], "s-", color="C3", label="DoT trained on the round's data")
             acc.set_ylim(0, 1)
             acc.set_ylabel("held-out")
             acc.legend(loc="upper left", fontsize=7)
