@@ -369,7 +369,7 @@ def cmd_demo(args) -> None:
 
 
 SFT_FLAG_HELP = {
-    "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | arith-mixed | "
+    "data": "traces (JSONL, parquet, saved HF dataset) or gsm8k-train | math-train | champ | arith | arith-mul | arith-mixed | "
             "curated-1k",
     "format": "s1 | r1 | plain | hybrid (Thinkless' warm-up: <think>/<short> control tokens are added to the "
               "tokenizer, rows with `mode: short` train <short> answers, pairs stay adjacent)",
