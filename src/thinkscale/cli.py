@@ -478,7 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "through the curation stages (quality, decontamination, exact dedup), and fine-tunes again on "
                         "the seed + everything kept. Writes round-*/ (data.jsonl, funnel.json, model/, metrics.json), "
                         "synth.json and synth.png to --out; a rerun resumes.")  # fmt: skip
-    add_flags(sy, SynthConfig)
+    add_flags(sy, SynthConfig, groups={
+        "sampling (generate's flags)": ("format", "temperature", "top_p", "budget", "max_answer_tokens", "gen_batch_size", "dtype"),
+        "training (train sft's flags)": ("max_steps", "epochs", "learning_rate", "batch_size", "micro_batch_size", "warmup",
+                                         "max_length", "save_steps", "seed"),
+        "held-out evaluation and DoT": ("eval_task", "eval_limit", "eval_samples", "dot", "dot_train_seconds", "dot_steps"),
+        "curation": ("decontaminate_against", "ngram"),
+    })  # fmt: skip
     sy.add_argument("--out", required=True, help="run directory")
     _add_config_flag(sy)
     sy.set_defaults(func=cmd_synth)

@@ -276,8 +276,11 @@ class Loop:
 
         c, model = self.cfg, folder / "dot"
         if not (model / "config.json").exists():
+            from thinkscale.models import fast_bf16
+
+            # bf16 autocast only where the CPU has bf16 units (emulated elsewhere: ~3x slower)
             train_dot(DotTrainConfig(data=str(folder / "data.jsonl"), out=str(model), train_seconds=c.dot_train_seconds,
-                                     seed=c.seed, resume=(model / DOT_RUN).exists()))  # fmt: skip
+                                     seed=c.seed, resume=(model / DOT_RUN).exists(), bf16=fast_bf16()))  # fmt: skip
         recs = load_records(eval_dot(DotEvalConfig(model=str(model), out=str(folder / "dot-eval"), data=c.eval_task,
                                                    limit=c.eval_limit, steps=[c.dot_steps], seed=c.seed)))  # fmt: skip
         return {"dot_accuracy": sum(bool(r["correct"]) for r in recs) / len(recs), "dot_train_seconds": c.dot_train_seconds}
@@ -319,7 +322,8 @@ class Loop:
         corrected = self._correct(samples, verified, reasons, folder, prev_model)
         candidates = [to_trace(rec, self.by_id[q].question, q, r, how) for q, (rec, how) in {**verified, **corrected}.items()]
         write_jsonl_atomic(folder / "candidates.jsonl", candidates)
-        kept, dropped = self._curate([prev / "data.jsonl", folder / "candidates.jsonl"], folder / "curate")
+        inputs = [prev / "data.jsonl"] + ([folder / "candidates.jsonl"] if candidates else [])  # an empty file is an error there
+        kept, dropped = self._curate(inputs, folder / "curate")
         write_jsonl_atomic(folder / "data.jsonl", kept)
         new = [row for row in kept if row.get("round") == r]
         funnel = {
