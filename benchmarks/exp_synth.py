@@ -11,7 +11,7 @@ Prints (and writes to --json-out) per round: training traces, kept traces, the s
 traces whose answer is right, held-out accuracy of the system-1 model (greedy, `arith-mul`), and
 the DoT model's held-out accuracy. Rerun to resume.
 
-    python benchmarks/exp_synth.py --out runs/synth [--seed-size 64] [--questions 200] [--rounds 3]
+    python benchmarks/exp_synth.py --out runs/synth [--seed-size 64] [--questions 150] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/synth")
     ap.add_argument("--seed-size", type=int, default=64)
-    ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--questions", type=int, default=150)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--min-agreement", type=float, default=0.75)
-    ap.add_argument("--max-steps", type=int, default=60)
-    ap.add_argument("--dot-train-seconds", type=float, default=300.0)
-    ap.add_argument("--eval-limit", type=int, default=50)
+    ap.add_argument("--max-steps", type=int, default=40)
+    ap.add_argument("--dot-train-seconds", type=float, default=180.0)
+    ap.add_argument("--eval-limit", type=int, default=40)
     ap.add_argument("--json-out", default="benchmarks/results/synth_rounds.json")
     args = ap.parse_args()
 
