@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--filter-every", type=int, default=2)
     ap.add_argument("--n", type=int, default=64, help="samples per question for coverage")
     ap.add_argument("--questions", type=int, default=24)
-    ap.add_argument("--throughput-steps", type=int, default=8, help="steps of each objective in the clean "
+    ap.add_argument("--throughput-steps", type=int, default=4, help="steps of each objective in the clean "
                     "throughput measurement (0: skip it)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 3 steps, 2 questions, n = 4")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
