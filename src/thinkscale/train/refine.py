@@ -23,6 +23,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, flag_name, option
@@ -60,7 +61,12 @@ class RefineConfig:
     @property
     def samples(self) -> bool:
         """Whether training samples the model (the filter, or p from samples)."""
-        return self.filter == "sampled" or (self.objective == "pass-at-n" and self.p_source == "sampled")
+        return self.filter == "sampled" or self.sampled_p
+
+    @property
+    def sampled_p(self) -> bool:
+        """Whether the loss weighs examples by a sampled p-hat (every step then samples)."""
+        return self.objective == "pass-at-n" and self.p_source == "sampled"
 
     def filter_step(self, step: int) -> bool:
         """Whether the filter picks the batch of this optimizer step."""
@@ -70,7 +76,7 @@ class RefineConfig:
 
     def sampling_step(self, step: int) -> bool:
         """Whether this step's batch is sampled (the filter's steps; every step for sampled p)."""
-        return self.filter_step(step) or (self.objective == "pass-at-n" and self.p_source == "sampled")
+        return self.filter_step(step) or self.sampled_p
 
     def check_refine(self, processes: int = 1) -> None:
         from thinkscale.tasks.grading import GRADERS
@@ -194,17 +200,15 @@ class Refine:
         path = os.path.join(folder, STATE_FILE)
         if not os.path.exists(path):
             raise ThinkscaleError(f"{folder}: no {STATE_FILE}; this checkpoint was not written by a refine run")
-        self.stream.cursor = json.loads(open(path).read())["cursor"]
+        self.stream.cursor = json.loads(Path(path).read_text())["cursor"]
 
 
 def refine_trainer(base):
     """`base` (thinkscale's SFTTrainer) with refine's loss and filter."""
 
     class RefineTrainer(base):
-        refine: Refine | None = None
-        objective: str = "ce"
-        pass_n: int = 1
-        use_sampled_p: bool = False
+        refine_cfg: RefineConfig = RefineConfig()
+        refine: Refine | None = None  # the sampler, when the settings sample
 
         def get_batch_samples(self, epoch_iterator, num_batches, device):
             batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -213,6 +217,8 @@ def refine_trainer(base):
                 return batches, num_items
             want = sum(len(b["input_ids"]) for b in batches)  # the Trainer's batch, consumed for its bookkeeping
             model = self.accelerator.unwrap_model(self.model)
+            import torch
+
             kept, rates, log = self.refine.draw(model, self.processing_class, want, step)
             for k, v in log.items():
                 self._metrics["train"][k].append(float(v))
@@ -221,27 +227,22 @@ def refine_trainer(base):
             for s in range(0, len(kept), micro):
                 rows = [self.train_dataset[i] for i in kept[s : s + micro]]
                 batch = self.data_collator([{k: r[k] for k in ("input_ids", "labels", "completion_mask") if k in r} for r in rows])
-                batch["refine_p"] = self._as_tensor(rates[s : s + micro])
+                batch["refine_p"] = torch.tensor(rates[s : s + micro], dtype=torch.float64)
                 batches.append(batch)
             return batches, self._get_num_items_in_batch(batches, device)
 
-        @staticmethod
-        def _as_tensor(values):
-            import torch
-
-            return torch.tensor(values, dtype=torch.float64)
-
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             sampled_p = inputs.pop("refine_p", None)
-            if self.objective == "ce":
+            cfg = self.refine_cfg
+            if cfg.objective == "ce":
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             import torch
 
             labels = inputs.pop("labels")
             outputs = model(**{**inputs, "use_cache": False})
-            p = sampled_p.to(outputs.logits.device) if self.use_sampled_p and sampled_p is not None else None
+            p = sampled_p.to(outputs.logits.device) if cfg.sampled_p and sampled_p is not None else None
             denom = None if num_items_in_batch is None else torch.as_tensor(num_items_in_batch).clamp(min=1)
-            loss, stats = pass_at_n_loss(outputs.logits[:, :-1], labels[:, 1:], self.pass_n, p, denom)
+            loss, stats = pass_at_n_loss(outputs.logits[:, :-1], labels[:, 1:], cfg.pass_n, p, denom)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as TRL's SFT loss
             mode = "train" if model.training else "eval"

@@ -204,8 +204,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
     )
     if refined:
-        trainer.objective, trainer.pass_n = cfg.objective, cfg.pass_n
-        trainer.use_sampled_p = cfg.p_source == "sampled"
+        trainer.refine_cfg = cfg
         if cfg.samples:
             questions = [r["prompt"][0]["content"] for r in rows]
             trainer.refine = Refine(cfg, questions, answers, cfg.format, cfg.seed, cfg.batch_size)
