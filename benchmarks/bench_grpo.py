@@ -26,9 +26,9 @@ def measure(steps: int, generations: int, length: int, prompts: int, model: str)
         cfg = GRPORunConfig(task="arith", limit=64, model=model, out=f"{tmp}/g", format="s1", max_steps=steps,
                             num_generations=generations, batch_size=generations * prompts,
                             micro_batch_size=generations * prompts, max_completion_length=length,
-                            learning_rate=1e-6, save_steps=steps, logging_steps=1, warmup=0.0)  # fmt: skip
+                            learning_rate=1e-6, save_total_limit=0, logging_steps=1, warmup=0.0)  # fmt: skip
         train_grpo(cfg)
-        (state,) = Path(tmp, "g", "checkpoints").glob("checkpoint-*/trainer_state.json")
+        state = Path(tmp, "g", "trainer_state.json")
         logs = [h for h in json.loads(state.read_text())["log_history"] if "step_time" in h]
     timed = logs[1:] if len(logs) > 1 else logs
     completions = generations * prompts

@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from exp_hybrid_warmup import cpu_name  # noqa: E402
 
 
-def train(name: str, out: Path, steps: int, **refine) -> dict:
-    """Train (or resume, or reuse) one model; returns its wall seconds and training tokens/s."""
+def train(name: str, out: Path, steps: int, save_steps: int, keep: int, **refine) -> dict:
+    """Train (or resume, or reuse) one model; returns its wall seconds and training tokens/s.
+    `keep` checkpoints of every `save_steps` stay on disk (0: none, the smoke run's way)."""
     from thinkscale.train.sft import SFTRunConfig, train_sft
 
     run = out / name
@@ -44,13 +45,12 @@ def train(name: str, out: Path, steps: int, **refine) -> dict:
     if (run / "config.json").exists() and timing.exists():
         return json.loads(timing.read_text())
     cfg = SFTRunConfig(data="arith-mul", out=str(run), max_steps=steps, batch_size=8, micro_batch_size=8,
-                       learning_rate=3e-4, warmup=0.1, max_length=256, save_steps=10, logging_steps=1,
-                       resume=run.exists() and (run / "thinkscale_sft.json").exists(), **refine)  # fmt: skip
+                       learning_rate=3e-4, warmup=0.1, max_length=256, save_steps=save_steps, logging_steps=1,
+                       save_total_limit=keep, resume=run.exists() and (run / "thinkscale_sft.json").exists(), **refine)  # fmt: skip
     t0 = time.perf_counter()
     train_sft(cfg)
     seconds = time.perf_counter() - t0
-    state = json.loads(max((run / "checkpoints").glob("checkpoint-*/trainer_state.json"),
-                           key=lambda p: int(p.parent.name.split("-")[1])).read_text())  # fmt: skip
+    state = json.loads((run / "trainer_state.json").read_text())
     tokens = max(e.get("num_tokens", 0) for e in state["log_history"])  # trained tokens (TRL's count)
     sampling = sum(e.get("refine/sampling_seconds", 0) for e in state["log_history"])  # logged every step
     result = {"seconds": round(seconds, 1), "tokens": int(tokens), "tokens_per_s": round(tokens / seconds, 1),
@@ -78,7 +78,7 @@ def throughput(out: Path, init: str, steps: int, plans: dict) -> dict:
         warm = out / "throughput" / "warm-up"  # one-time costs (imports, first allocations) land here
         shutil.rmtree(warm, ignore_errors=True)
         train_sft(SFTRunConfig(data="arith-mul", out=str(warm), model=init, max_steps=1, batch_size=8,
-                               micro_batch_size=8, max_length=256, save_steps=1))  # fmt: skip
+                               micro_batch_size=8, max_length=256, save_total_limit=0))  # fmt: skip
         shutil.rmtree(warm)
     for name, kw in plans.items():
         run = out / "throughput" / name
@@ -89,10 +89,12 @@ def throughput(out: Path, init: str, steps: int, plans: dict) -> dict:
             t0 = time.perf_counter()
             train_sft(SFTRunConfig(data="arith-mul", out=str(run), model=init, max_steps=steps, batch_size=8,
                                    micro_batch_size=8, learning_rate=3e-4, warmup=0.1, max_length=256,
-                                   save_steps=steps, logging_steps=1, **kw))  # fmt: skip
+                                   save_total_limit=0, logging_steps=1, **kw))  # fmt: skip
             seconds = time.perf_counter() - t0
-            log = json.loads((run / "checkpoints" / f"checkpoint-{steps}" / "trainer_state.json").read_text())["log_history"]
+            log = json.loads((run / "trainer_state.json").read_text())["log_history"]
             tokens = max(e.get("num_tokens", 0) for e in log)
+            for weights in run.glob("*.safetensors"):  # only the timing is wanted (0.5 GB each)
+                weights.unlink()
             done.write_text(json.dumps({"tokens": int(tokens), "seconds": round(seconds, 1),
                                         "tokens_per_s": round(tokens / seconds, 1),
                                         "sampling_seconds": round(sum(e.get("refine/sampling_seconds", 0) for e in log), 1)}))  # fmt: skip
@@ -134,7 +136,9 @@ def main() -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         from thinkscale.coverage_run import CoverageConfig, coverage
 
-        timings = {name: train(name, out, args.steps, **kw) for name, kw in plans.items()}
+        keep = 0 if args.quick else 2  # CE's checkpoint at the filter's warm-up starts the throughput runs
+        timings = {name: train(name, out, args.steps, max(1, warmup) if name == "ce" else 10, keep, **kw)
+                   for name, kw in plans.items()}  # fmt: skip
         cov = CoverageConfig(task="arith-mul", limit=args.questions, n=args.n, budgets=[96], max_answer_tokens=16,
                              batch_size=64, dtype="float32", model=[str(out / name) for name in plans])  # fmt: skip
         t0 = time.perf_counter()

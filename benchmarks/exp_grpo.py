@@ -103,8 +103,11 @@ def grpo(args) -> dict:
 
 
 def training_log(model_dir: Path) -> list[dict]:
-    """Per logged step: reward, accuracy, think share, ... from the last checkpoint's trainer state."""
+    """Per logged step: reward, accuracy, think share, ... from the finished model's trainer state
+    (or, mid-run, the last checkpoint's)."""
     states = sorted(model_dir.glob("checkpoints/checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if (model_dir / "trainer_state.json").exists():
+        states.append(model_dir / "trainer_state.json")
     if not states:
         return []
     keep = ("step", "reward", "accuracy", "malformed", "think_share", "accuracy_think", "accuracy_short",

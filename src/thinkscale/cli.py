@@ -379,6 +379,8 @@ SFT_FLAG_HELP = {
                "sdpa there gives a flattened micro-batch a dense mask (benchmarks/bench_sft.py)",
     "fsdp": "shard parameters, gradients and optimizer state across the launched processes (FSDP2, one unit "
             "per decoder layer); launch with torchrun or `accelerate launch --config_file configs/accelerate/...`",
+    "save_total_limit": "checkpoints kept, the newest (a 135M model's is ~1.6 GB with Adam's state); 0 writes none, "
+                        "so the run cannot be resumed",
     "fsdp_state_dict": "SHARDED_STATE_DICT: each rank saves its shard (fast; `thinkscale train merge` joins them) "
                        "| FULL_STATE_DICT",
 }  # fmt: skip

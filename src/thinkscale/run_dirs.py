@@ -18,9 +18,9 @@ def latest_checkpoint(out: Path) -> str | None:
 
 
 def save_final(trainer, tokenizer, out: Path, main_process: bool = True, extra=None) -> None:
-    """The finished model into `out`: saved to a temp dir, then moved in file by file with
-    config.json last, so its presence means the model is complete. `extra(tmp)` adds files
-    (DoT's dot.json)."""
+    """The finished model and its trainer_state.json (the log) into `out`: saved to a temp dir, then
+    moved in file by file with config.json last, so its presence means the model is complete.
+    `extra(tmp)` adds files (DoT's dot.json)."""
     import os
     import shutil
 
@@ -31,6 +31,7 @@ def save_final(trainer, tokenizer, out: Path, main_process: bool = True, extra=N
     if not main_process:
         return
     tokenizer.save_pretrained(str(tmp))
+    trainer.state.save_to_json(str(tmp / "trainer_state.json"))  # the log history, kept when checkpoints are not
     if extra is not None:
         extra(tmp)
     names = sorted(p.name for p in tmp.iterdir())

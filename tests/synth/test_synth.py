@@ -168,6 +168,7 @@ def test_two_rounds_on_a_tiny_model_resume_after_sigkill(tmp_path, tiny_checkpoi
                  "round-1/funnel.json", "round-1/model/config.json", "round-1/metrics.json", "round-2/data.jsonl",
                  "round-2/metrics.json"):  # fmt: skip
         assert (straight / name).exists(), name
+    assert not list(straight.glob("round-*/model/checkpoints"))  # a finished round's checkpoints are removed
     report = json.loads((straight / "synth.json").read_text())
     assert [r["round"] for r in report["rounds"]] == [0, 1, 2]
     f1 = json.loads((straight / "round-1" / "funnel.json").read_text())

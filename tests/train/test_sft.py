@@ -58,11 +58,14 @@ def test_smoke_sft_writes_a_checkpoint_that_generate_loads(tmp_path, tiny_checkp
     data = write_traces(tmp_path / "traces.jsonl")
     out = tmp_path / "sft"
     cfg = SFTRunConfig(data=str(data), out=str(out), model=str(tiny_checkpoint), max_steps=3, batch_size=4,
-                       micro_batch_size=2, learning_rate=1e-3, max_length=256, save_steps=2, logging_steps=1)  # fmt: skip
+                       micro_batch_size=2, learning_rate=1e-3, max_length=256, save_steps=1, logging_steps=1)  # fmt: skip
     train_sft(cfg)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "thinkscale_sft.json"):
         assert (out / name).exists(), name
-    assert list((out / "checkpoints").glob("checkpoint-*"))
+    # a checkpoint every step, the newest --save-total-limit 2 kept
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    log = json.loads((out / "trainer_state.json").read_text())["log_history"]  # the log beside the model
+    assert [e["step"] for e in log if "loss" in e] == [1, 2, 3]
     q = tmp_path / "q.jsonl"
     q.write_text('{"question": "What is 2 + 3?", "answer": "5"}\n')
     res = tmp_path / "res.jsonl"
@@ -73,6 +76,15 @@ def test_smoke_sft_writes_a_checkpoint_that_generate_loads(tmp_path, tiny_checkp
     # the same output dir holds a run now: refused, nothing overwritten
     with pytest.raises(ThinkscaleError, match="SFT run; pass --resume"):
         train_sft(cfg)
+
+
+def test_save_total_limit_0_writes_no_checkpoint(tmp_path, tiny_checkpoint):
+    out = tmp_path / "sft"
+    train_sft(SFTRunConfig(data=str(write_traces(tmp_path / "traces.jsonl")), out=str(out), model=str(tiny_checkpoint),
+                           max_steps=2, batch_size=2, micro_batch_size=2, max_length=256, save_steps=1,
+                           save_total_limit=0))  # fmt: skip
+    assert (out / "config.json").exists() and (out / "trainer_state.json").exists()
+    assert not list(out.glob("checkpoints/checkpoint-*"))
 
 
 def test_bad_traces_and_lengths(tmp_path, tokenizer):

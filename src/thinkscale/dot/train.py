@@ -370,6 +370,7 @@ def train_dot(cfg: DotTrainConfig, examples: list[DotExample] | None = None, cal
         adam_beta2=0.98,
         max_grad_norm=1.0,
         save_steps=cfg.save_steps,
+        save_total_limit=2,  # resume needs the newest; the one before it covers a crash while writing
         logging_steps=cfg.logging_steps,
         report_to=[],
         seed=cfg.seed,

@@ -217,8 +217,11 @@ class Loop:
                            epochs=c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size,
                            micro_batch_size=c.micro_batch_size, warmup=c.warmup, max_length=c.max_length,
                            save_steps=c.save_steps, logging_steps=max(1, c.save_steps // 2), seed=c.seed,
-                           allow_truncation=True, resume=(out / "thinkscale_sft.json").exists())  # fmt: skip
-        return str(train_sft(cfg))
+                           save_total_limit=1, allow_truncation=True,
+                           resume=(out / "thinkscale_sft.json").exists())  # fmt: skip
+        model = train_sft(cfg)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # only a resume needs them (~1.6 GB each)
+        return str(model)
 
     def _curate(self, inputs: list[Path], out: Path) -> tuple[list[dict], list[dict]]:
         """(kept rows, dropped entries) after validation, quality, decontamination and exact dedup.

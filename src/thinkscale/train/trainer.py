@@ -30,6 +30,7 @@ class TrainingConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
     save_steps: int = 100
+    save_total_limit: int = 2  # checkpoints kept, the newest (a 135M one is ~1.6 GB with Adam's state); 0: none, no resume
     logging_steps: int = 10
     report_to: str = "none"  # none | tensorboard | wandb
     seed: int = 0
@@ -47,7 +48,7 @@ class TrainingConfig:
                 f"-m thinkscale.train {command} ...`"
             )
         check_at_least(self, 1, "batch_size", "micro_batch_size", "save_steps", "logging_steps")
-        check_at_least(self, 0, "weight_decay")
+        check_at_least(self, 0, "weight_decay", "save_total_limit")
         for name in ("warmup", "adam_beta1", "adam_beta2"):  # warmup: TRL reads >= 1 as steps
             if not 0 <= getattr(self, name) < 1:
                 raise ThinkscaleError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
@@ -86,7 +87,9 @@ class TrainingConfig:
             gradient_accumulation_steps=self.batch_size // (self.micro_batch_size * processes),
             gradient_checkpointing=False,  # TRL defaults it on; on CPU it only costs time
             bf16=bf16,
+            save_strategy="steps" if self.save_total_limit else "no",
             save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit or None,
             logging_steps=self.logging_steps,
             report_to=[] if self.report_to == "none" else [self.report_to],
             seed=self.seed,
