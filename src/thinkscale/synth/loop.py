@@ -31,7 +31,8 @@ from pathlib import Path
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
 from thinkscale.models import DEFAULT_MODEL
-from thinkscale.records import load_records, write_json_atomic, write_jsonl_atomic
+from thinkscale.records import load_records, read_jsonl, write_json_atomic, write_jsonl_atomic
+from thinkscale.run_dirs import check_run_dir
 from thinkscale.synth.verify import (
     CORRECTIONS,
     VERIFIERS,
@@ -168,16 +169,8 @@ def load_questions(cfg: SynthConfig) -> list[Question]:
 
 
 def _check_run(out: Path, cfg: SynthConfig) -> None:
-    settings = asdict(cfg)
-    marker = out / RUN_FILE
-    if marker.exists():
-        saved = json.loads(marker.read_text())["config"]
-        diff = sorted(k for k in settings if saved.get(k) != settings[k])
-        if diff:
-            raise ThinkscaleError(f"{out}: holds a synth run with different settings ({', '.join(diff)}); "
-                                  "rerun with the same flags to resume it, or choose another --out")  # fmt: skip
-    elif out.exists() and any(out.iterdir()):
-        raise ThinkscaleError(f"{out}: not empty and not a synth run; choose another --out")
+    """A rerun with the same flags resumes (no --resume needed: the marker says it is this run)."""
+    check_run_dir(out, RUN_FILE, asdict(cfg), resume=(out / RUN_FILE).exists(), kind="synth")
 
 
 class Loop:
@@ -238,14 +231,11 @@ class Loop:
                             dedup=DedupConfig(near=False)), progress=self.progress)  # fmt: skip
         rows, where = {}, {}
         for path in inputs:
-            for lineno, line in enumerate(path.read_text().splitlines(), 1):
-                if line.strip():
-                    row = json.loads(line)
-                    rows[str(row["id"])] = row
-                    where[f"{path}:{lineno}"] = str(row["id"])
-        read = lambda p: [json.loads(x) for x in p.read_text().splitlines() if x.strip()]  # noqa: E731
-        kept = [rows[str(r["id"])] for r in read(out / "data.jsonl")]
-        dropped = [{**d, "id": where.get(d.get("where"), d["id"])} for d in read(out / "dropped.jsonl")]
+            for lineno, row in read_jsonl(path):
+                rows[str(row["id"])] = row
+                where[f"{path}:{lineno}"] = str(row["id"])
+        kept = [rows[str(r["id"])] for _, r in read_jsonl(out / "data.jsonl")]
+        dropped = [{**d, "id": where.get(d.get("where"), d["id"])} for _, d in read_jsonl(out / "dropped.jsonl")]
         return kept, dropped
 
     def _evaluate(self, model: str, folder: Path) -> dict:
@@ -315,7 +305,7 @@ class Loop:
         if (folder / "metrics.json").exists():
             return str(folder / "model")
         folder.mkdir(parents=True, exist_ok=True)
-        prev_rows = [json.loads(x) for x in (prev / "data.jsonl").read_text().splitlines() if x.strip()]
+        prev_rows = [row for _, row in read_jsonl(prev / "data.jsonl")]
         solved = {row.get("synth_question") for row in prev_rows}
         open_qs = [q for q in self.questions if q.id not in solved]
         gold_for = (lambda q: q.gold) if c.verify == "gold" else (lambda q: None)  # vote never sees gold
