@@ -20,7 +20,12 @@ With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on v
   p1  forced tokens/s (cap + 2 Waits in vLLM's loop, our logits processor) / plain vLLM
       tokens/s (same prompts, same number of tokens, EOS ignored);
   p2  multi-round (s1's loop of vLLM `generate` calls) / single pass, greedy fp32, outputs compared;
-  hf_vs_vllm  tokens/s of the HF engine / vLLM on the P1 workload, both forced, same dtype.
+  hf_vs_vllm  tokens/s of the HF engine / vLLM on the P1 workload, both forced, same dtype;
+  p10 thinkscale's cap (its logits processor, no Waits) / vLLM's native `thinking_token_budget`
+      (vLLM 0.32's ReasoningConfig, start = the format's think delimiter, end = what thinkscale
+      forces at a cut), tokens/s, same LLM, prompts and cap; and for both, how many capped samples
+      have exactly the cap in thinking tokens (the ids before the end delimiter, and their text
+      re-encoded with the tokenizer).
 """
 
 from __future__ import annotations
@@ -88,6 +93,41 @@ def p2_into(results: dict, single, t_single: float, multi, t_multi: float) -> tu
         "identical_outputs": f"{identical}/{len(a)}",
     }
     return identical, len(a)
+
+
+def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], cap: int) -> None:
+    """thinkscale's cap vs vLLM's native thinking budget: the same LLM, prompts, cap and answer
+    allowance (16 tokens after the forced text), greedy."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    cut = tokenizer.encode(fmt.answer_start + fmt.forced_answer_prefix, add_special_tokens=False)
+    end = tokenizer.encode(fmt.think_end, add_special_tokens=False)[0]
+
+    def thinking(ids: list[int]) -> tuple[int, int]:
+        """(ids before the end delimiter, tokens of their text re-encoded by the tokenizer)"""
+        think = ids[: ids.index(end)] if end in ids else ids
+        return len(think), len(tokenizer.encode(tokenizer.decode(think), add_special_tokens=False))
+
+    def summary(outputs: list[list[int]], seconds: float) -> dict:
+        counts = [thinking(ids) for ids in outputs]
+        capped = [c for c in counts if c[0] >= cap]  # the rest ended thinking on their own
+        return {"tokens_per_s": sum(map(len, outputs)) / seconds, "tokens": sum(map(len, outputs)),
+                "capped": len(capped), "exact_cap_ids": sum(c[0] == cap for c in capped),
+                "exact_cap_text": sum(c[1] == cap for c in capped), "max_thinking_ids": max(c[0] for c in counts)}  # fmt: skip
+
+    reqs = [Request(i, p, Budget(cap, max_answer_tokens=16)) for i, p in enumerate(ps)]
+    list(engine.run(reqs[:2]))  # warm-up
+    ours, t_ours = timed(lambda: list(engine.run(reqs)))
+    params = SamplingParams(temperature=0, thinking_token_budget=cap, max_tokens=cap + len(cut) + 16,
+                            detokenize=False)  # fmt: skip
+    prompts_ = [TokensPrompt(prompt_token_ids=p) for p in ps]
+    llm.generate(prompts_[:2], params, use_tqdm=False)  # warm-up
+    native, t_native = timed(lambda: llm.generate(prompts_, params, use_tqdm=False))
+    mine = summary([f.state.generated for f in sorted(ours, key=lambda f: f.request.key)], t_ours)
+    theirs = summary([list(o.outputs[0].token_ids) for o in native], t_native)
+    results["p10"] = mine["tokens_per_s"] / theirs["tokens_per_s"]
+    results["p10_detail"] = {"cap": cap, "prompts": len(ps), "thinkscale": mine, "vllm_native": theirs}
 
 
 def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
@@ -286,8 +326,12 @@ def vllm_main(args) -> dict:
     path = str(resolve_model_path("smollm2-135m"))
     log = (lambda *a: None) if args.json else print
     results: dict = {"cpu": cpu_name(), "engine": "vllm", "batch": args.batch, "dtype": args.dtype}
+    from vllm.config import ReasoningConfig
+
     fmt = get_format("s1")
-    llm = load_llm(path, args.dtype, args.batch, max_model_len=2048)
+    cut = fmt.answer_start + fmt.forced_answer_prefix  # what both force when the cap is reached
+    native = ReasoningConfig(reasoning_start_str=fmt.think_start, reasoning_end_str=cut)
+    llm = load_llm(path, args.dtype, args.batch, max_model_len=2048, reasoning_config=native)
     model, tokenizer = load_model(dtype=args.dtype)
     tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
     ps = prompts(tokenizer, fmt, 64 // scale)
@@ -326,6 +370,9 @@ def vllm_main(args) -> dict:
         "vllm_tokens_per_s": forced_tokens / t_forced,
     }
     log(f"HF/vLLM forced tokens/s: {results['hf_vs_vllm']:.3f}  {results['hf_vs_vllm_detail']}")
+
+    p10_into(results, llm, engine, tokenizer, fmt, ps, cap)
+    log(f"P10 thinkscale cap / vLLM native thinking_token_budget tokens/s: {results['p10']:.3f}  {results['p10_detail']}")
 
     llm32 = (
         load_llm(path, "float32", args.batch, max_model_len=2048)

@@ -30,7 +30,7 @@ GENERATION_GROUPS = {
                        "wait", "forcing"),
     "adaptive thinking (early exit; HF engine)": ("adaptive", "probe_every", "probe_tokens", "agree", "confidence"),
     "model and sampling": ("model", "format", "modes", "think_start", "think_end", "answer_prefix", "engine", "n", "temperature", "top_p", "top_k", "seed",
-                           "batch_size", "dtype"),
+                           "batch_size", "compile", "dtype"),
     "vLLM engine (--engine vllm; fs1 scale: --tensor-parallel-size 8 --max-num-seqs 32)": (
         "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "max_num_seqs",
         "gpu_memory_utilization", "max_model_len"),

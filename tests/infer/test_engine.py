@@ -29,25 +29,27 @@ def forcing_tokens(end=(END,), answer=ANSWER, wait=(WAIT,)) -> ForcingTokens:
 
 
 class ScriptedLlama(LlamaForCausalLM):
-    """next token = script[current input token] (when given), else the tiny model's own choice."""
+    """next token = script[current input token] (when given), else the tiny model's own choice.
+    The script is a lookup table (tensor ops only), so torch.compile traces it too."""
 
-    script: dict[int, int] = {}
+    table: torch.Tensor  # [vocab]: the scripted next token, -1 where the model chooses
 
     def forward(self, input_ids=None, **kw):
         out = super().forward(input_ids=input_ids, **kw)
-        last = input_ids[:, -out.logits.shape[1] :]
-        for b in range(last.shape[0]):
-            for t in range(last.shape[1]):
-                target = self.script.get(int(last[b, t]))
-                if target is not None:
-                    out.logits[b, t, target] += 1000.0
+        target = self.table[input_ids[:, -out.logits.shape[1] :]]
+        bias = torch.zeros_like(out.logits).scatter_(
+            -1, target.clamp(min=0).unsqueeze(-1), 1000.0 * (target >= 0).unsqueeze(-1).to(out.logits.dtype)
+        )
+        out.logits = out.logits + bias
         return out
 
 
 def Scripted(model, script: dict[int, int]) -> ScriptedLlama:
     scripted = ScriptedLlama(model.config).to(model.dtype)
     scripted.load_state_dict(model.state_dict())
-    scripted.script = script
+    scripted.table = torch.full((model.config.vocab_size,), -1, dtype=torch.long)
+    for token, target in script.items():
+        scripted.table[token] = target
     return scripted.eval()
 
 
@@ -246,3 +248,32 @@ def test_multiround_matches_single_pass_greedy(tiny_model):
             st.waits,
             st.capped,
         )
+
+
+def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
+    """torch.compile'd decode step (HFEngine(compile=True)): the same greedy tokens as the eager
+    engine on mixed caps, Waits, minimums and a multi-token delimiter rolled back; after a warm-up
+    run, rows joining and leaving in another layout compile nothing new."""
+    from thinkscale.infer.hf_engine import compiled_graphs
+
+    end = (50, 51, 52)
+    script = {**{i: 36 for i in range(103)}, 36: 50, 50: 51, 51: 52, 52: 36, WAIT: 37, 37: 36}
+    model = Scripted(tiny_model, script)
+    tokens = forcing_tokens(end=end, answer=end + (13, 14))
+
+    def requests(shift: int) -> list[Request]:
+        plan = [(None, 2), (6, 3), (None, 0), (20, 1), (3, 0), (12, 2), (9, 0), (30, 1)]
+        budgets = [Budget(cap, num_ignore=k, max_answer_tokens=4, min_thinking_tokens=2 * (i % 2))
+                   for i, (cap, k) in enumerate(plan[shift:] + plan[:shift])]  # fmt: skip
+        return [Request(i, prompt(i + shift), b) for i, b in enumerate(budgets)]
+
+    eager, _ = run(model, tokens, requests(0), batch_size=3)
+    compiled = HFEngine(model, tokens, batch_size=3, compile=True)
+    warm = {(f.request.key, f.sample): f.state for f in compiled.run(requests(0))}
+    assert {k: st.generated for k, st in warm.items()} == {k: st.generated for k, st in eager.items()}
+    assert compiled.stats.compiles >= 1 and compiled.stats.compile_seconds > 0
+    graphs = compiled_graphs()
+    again = {(f.request.key, f.sample): f.state for f in compiled.run(requests(3))}  # another layout
+    assert compiled_graphs() == graphs  # no recompile as rows join and leave
+    reference, _ = run(model, tokens, requests(3), batch_size=3)
+    assert {k: st.generated for k, st in again.items()} == {k: st.generated for k, st in reference.items()}

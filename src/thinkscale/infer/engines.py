@@ -171,4 +171,4 @@ def make_engine(cfg: GenerateConfig, model=None, tokenizer=None) -> tuple[Engine
         return MultiRoundEngine(tokens, cfg.batch_size, hf_generate_fn(model, pad), context), tokenizer
     from thinkscale.infer.hf_engine import HFEngine
 
-    return HFEngine(model, tokens, cfg.batch_size, pad), tokenizer
+    return HFEngine(model, tokens, cfg.batch_size, pad, compile=cfg.compile), tokenizer

@@ -9,6 +9,8 @@ One loop, readable top to bottom:
 4. one forward step for all live rows, with per-row position ids and a 2D attention mask.
 Tokens that leave a row's context (a rejected multi-token delimiter, an adaptive-thinking probe)
 are masked out of attention and the row's position steps back: no copy, no re-prefill.
+With `compile`, step 4 is `torch.compile`d (dynamic shapes: rows joining and leaving and the
+growing context reuse the compiled graphs; batch 1 gets its own); prefill stays eager.
 The engine is pure token ids; tokenization stays outside. A server passes `incoming`, a queue
 the loop drains every step (requests join a running batch; `None` ends the loop once idle), and
 sets `request.cancelled` when a client leaves (its rows leave at the next step).
@@ -17,6 +19,7 @@ sets `request.cancelled` when a client leaves (its rows leave at the next step).
 from __future__ import annotations
 
 import queue
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ class EngineStats:
     useful_tokens: int = 0  # tokens kept in some output
     prefill_tokens: int = 0
     probe_tokens: int = 0  # tokens computed for adaptive-thinking probes (then taken back)
+    compiles: int = 0  # decode steps that compiled a new graph (--compile)
+    compile_seconds: float = 0.0  # wall time of those steps: the warm-up a compiled engine pays
 
     @property
     def utilization(self) -> float:
@@ -56,9 +61,16 @@ class _Row:
 
 class HFEngine:
     def __init__(
-        self, model, forcing_tokens: ForcingTokens, batch_size: int = 16, pad_token_id: int = 0
+        self,
+        model,
+        forcing_tokens: ForcingTokens,
+        batch_size: int = 16,
+        pad_token_id: int = 0,
+        compile: bool = False,
     ):
         self.model = model
+        self.compiled = compile
+        self._decode = torch.compile(self._forward, dynamic=True) if compile else self._forward
         self.tokens = forcing_tokens
         self.batch_size = batch_size
         self.pad_token_id = pad_token_id
@@ -126,18 +138,32 @@ class HFEngine:
             cache, mask = _trim_left(cache, mask)
             positions = torch.tensor([[r.position] for r in rows], device=self.device)
             inputs = torch.tensor([[t] for t in next_ids], device=self.device)
-            out = self.model(
-                input_ids=inputs,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :].float()
+            logits = self._step(inputs, mask, positions, cache)
             for r in rows:
                 r.position += 1
             self.stats.steps += 1
             self.stats.row_steps += len(rows)
+
+    def _forward(self, inputs, mask, positions, cache) -> torch.Tensor:
+        out = self.model(
+            input_ids=inputs,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return out.logits[:, -1, :].float()
+
+    def _step(self, inputs, mask, positions, cache) -> torch.Tensor:
+        """One decode step; a compiled engine also counts the steps that compiled a graph."""
+        if not self.compiled:
+            return self._decode(inputs, mask, positions, cache)
+        before, t0 = compiled_graphs(), time.perf_counter()
+        logits = self._decode(inputs, mask, positions, cache)
+        if compiled_graphs() > before:
+            self.stats.compiles += 1
+            self.stats.compile_seconds += time.perf_counter() - t0
+        return logits
 
     def _select(self, rows, cache, mask, logits, keep: list[int]):
         """Keep rows `keep` (indices) of the batch; the rest leave the cache."""
@@ -220,6 +246,13 @@ class HFEngine:
             for j, pick in zip(js, picks):
                 chosen[free[j]] = pick
         return chosen, probs  # type: ignore[return-value]
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has made in this process (dynamo's own counter)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def _drain(incoming: queue.Queue, waiting: deque, block: bool) -> queue.Queue | None:

@@ -71,7 +71,7 @@ class Server:
             self.tokenizer = tokenizer
             self.tokens = ForcingTokens.from_tokenizer(tokenizer, self.fmt, cfg.wait)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            engine = HFEngine(model, self.tokens, cfg.max_batch, pad)
+            engine = HFEngine(model, self.tokens, cfg.max_batch, pad, compile=cfg.compile)
             self.loop = (RoundLoop if rounds else EngineLoop)(engine).start()
         self.context: int | None = getattr(engine, "max_positions", None)
 

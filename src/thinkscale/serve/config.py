@@ -22,6 +22,8 @@ class ServeConfig(FormatConfig):
     host: str = option("127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     port: int = option(8000)
     max_batch: int = option(16, help="rows decoded together")
+    compile: bool = option(False, help="--engine hf: torch.compile the decode step (compiles while the "
+                           "first requests are answered)")
     max_queue: int = option(256, help="requests in flight (decoding or waiting) before new ones get HTTP 429")
     api_key: str | None = option(None, help="clients must send 'Authorization: Bearer KEY'")
     served_model_name: str | None = option(None, help="the model name clients send and /v1/models lists "
