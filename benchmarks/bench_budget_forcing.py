@@ -9,12 +9,15 @@ Every figure is a ratio against a baseline measured in the same run:
       (a large tensor copy, measured here); fp32 weights (bf16 reported beside it).
   p9  useful tokens / row-steps computed, on a skewed sweep (caps 16..512 mixed, 64 requests,
       batch 16); a static batch of the same requests is computed from the same lengths.
+  p3_compiled, compiled_vs_eager (with --compile) p3 with the decode step torch.compile'd
+      (HFEngine(compile=True)), and compiled / eager tokens/s on the P1 workload at --batch; the
+      compile time is reported beside them, not inside the rates.
   p12 tokens/s of an adaptive-thinking run (a probe every 64 thinking tokens: the forced answer
       text + 20 answer tokens, branched off the row and taken back) / the same requests without
       probes (64 requests, cap 256 reached by every row, batch 16): both produce the same tokens,
       so this is the cost of probing inside the single pass.
 
-    python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm]
+    python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm] [--compile]
 
 With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM:
   p1  forced tokens/s (cap + 2 Waits in vLLM's loop, our logits processor) / plain vLLM
@@ -167,6 +170,7 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
                     help="auto: bf16 where the CPU has bf16 units (AMX, AVX512-BF16), else fp32")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
+    ap.add_argument("--compile", action="store_true", help="also measure the compiled HF engine (minutes of compiling)")
     args = ap.parse_args()
     args.dtype = resolve_dtype(args.dtype)
     if args.json:  # one JSON document on stdout, every log line on stderr
@@ -247,17 +251,16 @@ def hf_main(args) -> dict:
     # the bf16 figure is reported beside it.
     bandwidth = memory_bandwidth()
 
-    def batch1(net) -> tuple[float, float, float]:
+    def batch1(net, compile: bool = False) -> tuple[float, float, float]:
         weight_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
-        one = HFEngine(net, tokens, 1, tokenizer.pad_token_id)
+        one = HFEngine(net, tokens, 1, tokenizer.pad_token_id, compile=compile)
         steps = 96 // scale
-        list(one.run([Request(0, ps[0], Budget(8, max_answer_tokens=1))]))  # warm-up
-        done1, t1 = timed(
-            lambda: list(one.run(
-                [Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]
-            ))
-        )
+        run1 = [Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]
+        list(one.run(run1 if compile else [Request(0, ps[0], Budget(8, max_answer_tokens=1))]))  # warm-up
+        done1, t1 = timed(lambda: list(one.run(run1)))
         tps = len(done1[0].state.generated) / t1
+        if compile:
+            return weight_bytes, tps, one.stats.compile_seconds
         _, t_plain = plain_generate(net, tokenizer, ps[:1], steps, 1)
         return weight_bytes, tps, steps / t_plain
 
@@ -272,6 +275,28 @@ def hf_main(args) -> dict:
                  "plain_generate_tokens_per_s": plain16, "plain_generate_ratio": w16 * plain16 / bandwidth},
     }  # fmt: skip
     log(f"P3 batch-1 weight-bytes/s / bandwidth: {results['p3']:.3f}  {results['p3_detail']}")
+
+    if args.compile:  # the compiled decode step, fp32 at batch 1 and the P1 workload at --batch
+        _, tps_c, compile1 = batch1(model32, compile=True)
+        results["p3_compiled"] = w32 * tps_c / bandwidth
+        p1_reqs = [Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]
+        eager_b, warm_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id), HFEngine(
+            model, tokens, args.batch, tokenizer.pad_token_id, compile=True)  # fmt: skip
+        list(warm_b.run(p1_reqs))  # compiles the batch graphs
+        eager_done, t_eager = timed(lambda: list(eager_b.run(p1_reqs)))
+        comp_done, t_comp = timed(lambda: list(warm_b.run(p1_reqs)))
+        tps_e = sum(len(f.state.generated) for f in eager_done) / t_eager
+        tps_b = sum(len(f.state.generated) for f in comp_done) / t_comp
+        results["compiled_vs_eager"] = tps_b / tps_e
+        same = sum(a.state.generated == b.state.generated for a, b in zip(
+            sorted(eager_done, key=lambda f: f.request.key), sorted(comp_done, key=lambda f: f.request.key)))  # fmt: skip
+        results["compiled_detail"] = {
+            "batch1_tokens_per_s": tps_c, "batch1_eager_tokens_per_s": tps32, "batch1_compile_seconds": compile1,
+            "batch_tokens_per_s": tps_b, "batch_eager_tokens_per_s": tps_e,
+            "batch_compile_seconds": warm_b.stats.compile_seconds, "identical_outputs": f"{same}/{len(ps)}",
+        }  # fmt: skip
+        log(f"P3 compiled: {results['p3_compiled']:.3f}; compiled/eager tokens/s at batch {args.batch}: "
+            f"{results['compiled_vs_eager']:.3f}  {results['compiled_detail']}")  # fmt: skip
 
     # P9: useful tokens / row-steps on a skewed sweep
     caps = [16, 32, 64, 128, 256, 512]
