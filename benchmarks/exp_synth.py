@@ -25,6 +25,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from exp_hybrid_warmup import cpu_name  # noqa: E402
 
 
+def dot_steps(model: Path) -> int | None:
+    """Steps the round's DoT model trained: --dot-train-seconds / the step time measured at its
+    start, so other load on the machine at that moment changes it."""
+    state = model / "trainer_state.json"
+    return json.loads(state.read_text())["global_step"] if state.exists() else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/synth")
@@ -73,7 +80,7 @@ def main() -> int:
             "round": r["round"], "training_traces": r["train_rows"], "kept": len(kept),
             "kept_correct_share": round(len(right) / len(kept), 4) if kept else None,
             "held_out_accuracy": r.get("accuracy"), "dot_accuracy": r.get("dot_accuracy"),
-            "funnel": r["funnel"],
+            "dot_train_steps": dot_steps(out / f"round-{r['round']}" / "dot"), "funnel": r["funnel"],
         })  # fmt: skip
     result = {"cpu": cpu_name(), "setting": vars(args), "rounds": rows}
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
