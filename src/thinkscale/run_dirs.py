@@ -40,6 +40,11 @@ def save_final(trainer, tokenizer, out: Path, main_process: bool = True, extra=N
     tmp.rmdir()
 
 
+# settings a resumed run may change: they decide what is kept on disk, not what is trained (a
+# run from before a setting existed resumes too)
+FREE_ON_RESUME = frozenset({"save_total_limit"})
+
+
 def check_run_dir(out: Path, marker_name: str, settings: dict, resume: bool, kind: str) -> str | None:
     """A new or empty dir; with `resume`, one holding this same run (same `settings` in its marker,
     not finished). Returns the checkpoint to resume from; None: start fresh."""
@@ -48,7 +53,7 @@ def check_run_dir(out: Path, marker_name: str, settings: dict, resume: bool, kin
         if not marker.exists():
             raise ThinkscaleError(f"{out}: no {kind} run to resume (no {marker_name})")
         saved = json.loads(marker.read_text())["config"]
-        diff = sorted(k for k in settings if saved.get(k) != settings[k])
+        diff = sorted(k for k in settings if saved.get(k) != settings[k] and k not in FREE_ON_RESUME)
         if diff:
             raise ThinkscaleError(f"{out}: holds a run with different settings ({', '.join(diff)}); cannot resume it")
         if (out / "config.json").exists():

@@ -80,7 +80,7 @@ def sft(tmp_path, tiny_checkpoint, name, **kw):
     data = write_traces(tmp_path / "traces.jsonl", n=16)
     cfg = SFTRunConfig(data=str(data), out=str(tmp_path / name), model=str(tiny_checkpoint), max_steps=3,
                        batch_size=4, micro_batch_size=2, learning_rate=1e-3, max_length=256, save_steps=1,
-                       logging_steps=1, **kw)  # fmt: skip
+                       save_total_limit=3, logging_steps=1, **kw)  # every step's checkpoint stays  # fmt: skip
     return train_sft(cfg)
 
 
@@ -122,7 +122,7 @@ def test_pass_rates_grade_samples_of_the_given_weights(tiny_model, tokenizer):
         assert pass_rates(model, tokenizer, ["1+6?", "2+2?", "3+4?"], ["7", "4", "7"], ["a", "b", "c"], cfg,
                           "s1", 0) == [1.0, 0.0, 1.0]  # fmt: skip
         assert model.training is False
-        model.script = {}  # other weights, other samples: the random tiny model never says 7
+        model.table.fill_(-1)  # other weights, other samples: the random tiny model never says 7
         assert pass_rates(model, tokenizer, ["1+6?"], ["7"], ["a"], cfg, "s1", 0) == [0.0]
     finally:
         tiny_model.double()
