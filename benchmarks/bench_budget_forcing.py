@@ -107,13 +107,17 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
     cut = tokenizer.encode(fmt.answer_start + fmt.forced_answer_prefix, add_special_tokens=False)
     end = tokenizer.encode(fmt.think_end, add_special_tokens=False)[0]
 
-    def thinking(ids: list[int]) -> tuple[int, int]:
-        """(ids before the end delimiter, tokens of their text re-encoded by the tokenizer)"""
-        think = ids[: ids.index(end)] if end in ids else ids
-        return len(think), len(tokenizer.encode(tokenizer.decode(think), add_special_tokens=False))
+    def thinking(ids: list[int], forced: list[bool]) -> tuple[int, int]:
+        """(ids before the end delimiter, tokens of their text re-encoded by the tokenizer); a
+        newline the engine forced before the delimiter (the format's separator) is not thinking"""
+        n = ids.index(end) if end in ids else len(ids)
+        if n and forced[n - 1]:
+            n -= 1
+        return n, len(tokenizer.encode(tokenizer.decode(ids[:n]), add_special_tokens=False))
 
-    def summary(outputs: list[list[int]], seconds: float) -> dict:
-        counts = [thinking(ids) for ids in outputs]
+    def summary(outputs: list[tuple[list[int], list[bool]]], seconds: float) -> dict:
+        counts = [thinking(ids, forced) for ids, forced in outputs]
+        outputs = [ids for ids, _ in outputs]
         capped = [c for c in counts if c[0] >= cap]  # the rest ended thinking on their own
         return {"tokens_per_s": sum(map(len, outputs)) / seconds, "tokens": sum(map(len, outputs)),
                 "capped": len(capped), "exact_cap_ids": sum(c[0] == cap for c in capped),
@@ -127,8 +131,8 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
     prompts_ = [TokensPrompt(prompt_token_ids=p) for p in ps]
     llm.generate(prompts_[:2], params, use_tqdm=False)  # warm-up
     native, t_native = timed(lambda: llm.generate(prompts_, params, use_tqdm=False))
-    mine = summary([f.state.generated for f in sorted(ours, key=lambda f: f.request.key)], t_ours)
-    theirs = summary([list(o.outputs[0].token_ids) for o in native], t_native)
+    mine = summary([(f.state.generated, f.state.forced) for f in ours], t_ours)
+    theirs = summary([(ids := list(o.outputs[0].token_ids), [False] * len(ids)) for o in native], t_native)
     results["p10"] = mine["tokens_per_s"] / theirs["tokens_per_s"]
     results["p10_detail"] = {"cap": cap, "prompts": len(ps), "thinkscale": mine, "vllm_native": theirs}
 
