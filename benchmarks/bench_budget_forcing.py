@@ -104,7 +104,7 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    cut = tokenizer.encode(fmt.answer_start + fmt.forced_answer_prefix, add_special_tokens=False)
+    cut = tokenizer.encode(fmt.forced_answer(), add_special_tokens=False)
     end = tokenizer.encode(fmt.think_end, add_special_tokens=False)[0]
 
     def thinking(ids: list[int], forced: list[bool]) -> tuple[int, int]:
@@ -117,9 +117,9 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
 
     def summary(outputs: list[tuple[list[int], list[bool]]], seconds: float) -> dict:
         counts = [thinking(ids, forced) for ids, forced in outputs]
-        outputs = [ids for ids, _ in outputs]
         capped = [c for c in counts if c[0] >= cap]  # the rest ended thinking on their own
-        return {"tokens_per_s": sum(map(len, outputs)) / seconds, "tokens": sum(map(len, outputs)),
+        tokens = sum(len(ids) for ids, _ in outputs)
+        return {"tokens_per_s": tokens / seconds, "tokens": tokens,
                 "capped": len(capped), "exact_cap_ids": sum(c[0] == cap for c in capped),
                 "exact_cap_text": sum(c[1] == cap for c in capped), "max_thinking_ids": max(c[0] for c in counts)}  # fmt: skip
 
@@ -284,8 +284,8 @@ def hf_main(args) -> dict:
         _, tps_c, compile1 = batch1(model32, compile=True)
         results["p3_compiled"] = w32 * tps_c / bandwidth
         p1_reqs = [Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]
-        eager_b, warm_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id), HFEngine(
-            model, tokens, args.batch, tokenizer.pad_token_id, compile=True)  # fmt: skip
+        eager_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
+        warm_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id, compile=True)
         list(warm_b.run(p1_reqs))  # compiles the batch graphs
         eager_done, t_eager = timed(lambda: list(eager_b.run(p1_reqs)))
         comp_done, t_comp = timed(lambda: list(warm_b.run(p1_reqs)))
@@ -346,6 +346,7 @@ def hf_main(args) -> dict:
 
 def vllm_main(args) -> dict:
     from vllm import SamplingParams
+    from vllm.config import ReasoningConfig
     from vllm.inputs import TokensPrompt
 
     from thinkscale.infer.vllm_engine import VLLMEngine, load_llm
@@ -355,11 +356,9 @@ def vllm_main(args) -> dict:
     path = str(resolve_model_path("smollm2-135m"))
     log = (lambda *a: None) if args.json else print
     results: dict = {"cpu": cpu_name(), "engine": "vllm", "batch": args.batch, "dtype": args.dtype}
-    from vllm.config import ReasoningConfig
-
     fmt = get_format("s1")
-    cut = fmt.answer_start + fmt.forced_answer_prefix  # what both force when the cap is reached
-    native = ReasoningConfig(reasoning_start_str=fmt.think_start, reasoning_end_str=cut)
+    # vLLM's native budget (p10) forces what thinkscale forces when the cap is reached
+    native = ReasoningConfig(reasoning_start_str=fmt.think_start, reasoning_end_str=fmt.forced_answer())
     llm = load_llm(path, args.dtype, args.batch, max_model_len=2048, reasoning_config=native)
     model, tokenizer = load_model(dtype=args.dtype)
     tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)

@@ -43,6 +43,7 @@ def gen_args(data, model, out, *extra):
         (None, ["--adaptive", "confidence", "--confidence", "1.5"], "--confidence must be in (0, 1]"),
         (None, ["--adaptive", "consistency", "--format", "plain"], "--format plain does not think"),
         (None, ["--tensor-parallel-size", "2"], "--tensor-parallel-size applies to --engine vllm"),
+        (None, ["--compile", "--forcing", "multi-round"], "--compile applies to --engine hf --forcing single-pass"),
         (None, ["--engine", "hf", "--max-model-len", "0"], "--max-model-len must be >= 1"),
     ],
 )

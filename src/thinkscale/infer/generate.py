@@ -220,6 +220,9 @@ class GenerateConfig(TaskSource, FormatConfig):
         self.check_modes()
         self.check_adaptive()
         self.check_vllm_args()
+        if self.compile and (resolve_engine(self.engine) != "hf" or self.forcing != "single-pass"):
+            raise ThinkscaleError("--compile applies to --engine hf --forcing single-pass (the engine whose decode "
+                                  "step it compiles)")  # fmt: skip
 
     @property
     def vllm_processes(self) -> int:

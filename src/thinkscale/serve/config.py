@@ -34,6 +34,8 @@ class ServeConfig(FormatConfig):
 
     def check(self) -> None:
         check_at_least(self, 1, "max_batch", "max_queue", "max_total_tokens")
+        if self.compile and self.engine != "hf":
+            raise ThinkscaleError("--compile applies to --engine hf (the engine whose decode step it compiles)")
         if not 0 < self.port < 65536:
             raise ThinkscaleError(f"--port must be in 1..65535, got {self.port}")
         self.think_format()
