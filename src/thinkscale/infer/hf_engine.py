@@ -28,7 +28,7 @@ import torch
 
 from thinkscale.infer.engines import Finished, OnToken, Request, SamplingConfig, TokenEvent
 from thinkscale.infer.forcing import ANSWER, MODE, THINK, ForcingTokens, RowState
-from thinkscale.infer.kvcache import growing_cache
+from thinkscale.infer.kvcache import growing_cache, reserve
 from thinkscale.infer.sampling import filtered_logits
 
 __all__ = ["HFEngine", "Request", "SamplingConfig", "Finished", "left_pad"]
@@ -158,6 +158,12 @@ class HFEngine:
         """One decode step; a compiled engine also counts the steps that compiled a graph."""
         if not self.compiled:
             return self._decode(inputs, mask, positions, cache)
+        # the graph stays one graph only if nothing it sees changes kind between steps: the
+        # cache grows outside it, and the mask (a slice after a left-trim) is copied to fresh
+        # strides and offset 0 (`contiguous()` keeps a one-row slice's strides)
+        reserve(cache, inputs.shape[1])
+        mask = mask.clone(memory_format=torch.contiguous_format)
+        torch._dynamo.maybe_mark_dynamic(mask, 1)  # even when its width equals a model size
         before, t0 = compiled_graphs(), time.perf_counter()
         logits = self._decode(inputs, mask, positions, cache)
         if compiled_graphs() > before:

@@ -47,15 +47,23 @@ class GrowingLayer(DynamicLayer):
             self._k = self._alloc(key_states, new + 64)
             self._v = self._alloc(value_states, new + 64)
         elif self._n + new > self._k.shape[-2]:
-            capacity = max(2 * self._k.shape[-2], self._n + new + 64)
-            k, v = self._alloc(key_states, capacity), self._alloc(value_states, capacity)
-            k[:, :, : self._n] = self._k[:, :, : self._n]
-            v[:, :, : self._n] = self._v[:, :, : self._n]
-            self._k, self._v = k, v
+            self.reserve(new)
         self._k[:, :, self._n : self._n + new] = key_states
         self._v[:, :, self._n : self._n + new] = value_states
         self._n += new
         return self.keys, self.values
+
+    def reserve(self, tokens: int) -> None:
+        """Room for `tokens` more with at least one slot to spare (capacity doubles when short).
+        The compiled decode step reserves before it runs, so its graph never takes this branch
+        and the keys view is never the whole buffer: both would be guards that recompile it."""
+        if self._k is None or self._n + tokens < self._k.shape[-2]:
+            return
+        capacity = max(2 * self._k.shape[-2], self._n + tokens + 64)
+        k, v = self._alloc(self._k, capacity), self._alloc(self._v, capacity)
+        k[:, :, : self._n] = self._k[:, :, : self._n]
+        v[:, :, : self._n] = self._v[:, :, : self._n]
+        self._k, self._v = k, v
 
     @staticmethod
     def _alloc(like: torch.Tensor, capacity: int) -> torch.Tensor:
@@ -80,6 +88,13 @@ class GrowingLayer(DynamicLayer):
         if self._k is not None:
             self._k = self._k.repeat_interleave(repeats, dim=0)
             self._v = self._v.repeat_interleave(repeats, dim=0)
+
+
+def reserve(cache: DynamicCache, tokens: int) -> None:
+    """Make room for `tokens` more in every appending layer (see `GrowingLayer.reserve`)."""
+    for layer in cache.layers:
+        if isinstance(layer, GrowingLayer):
+            layer.reserve(tokens)
 
 
 def growing_cache(config) -> DynamicCache:
