@@ -7,7 +7,8 @@ degrpo: from the hybrid warm-up (`benchmarks/exp_hybrid_warmup.py`, OUT_HYBRID/w
 grpo:   from an s1 arithmetic model (trained here as the demo trains it, unless --s1-model), plain
         GRPO (reward 1/0) on the `arith` training questions; held-out `arith` accuracy before/after.
 
-    python benchmarks/exp_grpo.py degrpo --out runs/degrpo [--steps 80] [--alpha 0.1]
+    python benchmarks/exp_grpo.py degrpo --out runs/degrpo [--steps 80] [--alpha 0.1] [--reward-think 0.8]
+        [--short-max-tokens 16]
     python benchmarks/exp_grpo.py grpo --out runs/grpo-s1 [--steps 40]
 """
 
@@ -67,11 +68,13 @@ def degrpo(args) -> dict:
     cfg = GRPORunConfig(data=data, grader="numeric", model=str(warmup), out=str(out / "model"), format="hybrid",
                         objective="degrpo", max_steps=args.steps, batch_size=16, micro_batch_size=8,
                         num_generations=8, max_completion_length=128, temperature=0.6, learning_rate=args.lr,
-                        control_alpha=args.alpha, reward_think=args.reward_think, save_steps=5, logging_steps=1,
+                        control_alpha=args.alpha, reward_think=args.reward_think,
+                        short_max_tokens=args.short_max_tokens, save_steps=5, logging_steps=1,
                         warmup=0.0, seed=0)  # fmt: skip
     seconds = timed_training(cfg, out, train_grpo)
     result = {"cpu": cpu_name(), "steps": args.steps, "train_seconds": seconds, "alpha": args.alpha,
-              "learning_rate": args.lr, "reward_think": args.reward_think, "tasks": {}}  # fmt: skip
+              "learning_rate": args.lr, "reward_think": args.reward_think,
+              "short_max_tokens": args.short_max_tokens, "tasks": {}}  # fmt: skip
     for task, limit in (("arith-easy", None), ("arith-hard", 60)):
         result["tasks"][task] = sweep(str(out / "model"), task, limit, out / task, "hybrid", ["auto", "think", "short"])
     result["log"] = training_log(out / "model")
@@ -111,7 +114,7 @@ def training_log(model_dir: Path) -> list[dict]:
     if not states:
         return []
     keep = ("step", "reward", "accuracy", "malformed", "think_share", "accuracy_think", "accuracy_short",
-            "completions/mean_length", "control_loss", "response_loss", "live_share")  # fmt: skip
+            "completions/mean_length", "control_loss", "response_loss", "live_share", "short_overlong")  # fmt: skip
     return [{k: h[k] for k in keep if k in h} for h in json.loads(states[-1].read_text())["log_history"] if "reward" in h]
 
 
@@ -124,7 +127,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--alpha", type=float, default=0.1, help="degrpo: control-token weight")
-    ap.add_argument("--reward-think", type=float, default=0.5)
+    ap.add_argument("--reward-think", type=float, default=0.5, help="degrpo: Thinkless' remedy for a collapse "
+                    "to short: 0.7-0.8")  # fmt: skip
+    ap.add_argument("--short-max-tokens", type=int, help="degrpo: a longer short-mode response is malformed")
     args = ap.parse_args()
     result = (degrpo if args.which == "degrpo" else grpo)(args)
     Path(args.out, "summary.json").write_text(json.dumps(result, indent=2))

@@ -193,3 +193,53 @@ def test_shuffled_choices_round_trip_through_a_batch(tmp_path):
                  "--tokenizer", "", "--out", str(res)]) == 0  # fmt: skip
     recs = [json.loads(x) for x in res.read_text().splitlines()]
     assert len(recs) == 3 and all(r["correct"] for r in recs) and all("choice_order" in r for r in recs)
+
+
+def test_hybrid_batch_round_trip_records_each_samples_mode(tmp_path):
+    """--format hybrid: auto pre-fills nothing and asks the server to keep the control token; the
+    import records the mode each sample took (from its leading control token) and the one it ran
+    under, so eval splits by mode as for `generate`. --mode think pre-fills <think>."""
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n{"id": "b", "question": "2+3?", "answer": "5"}\n')
+    common = ["--data", str(data), "--id-field", "id", "--grader", "numeric", "--format", "hybrid"]
+    reqs_file = tmp_path / "requests.jsonl"
+    assert main(["batch", "export", *common, "--n", "2", "--out", str(reqs_file)]) == 0
+    requests = [json.loads(line) for line in reqs_file.read_text().splitlines()]
+    assert all(r["body"]["messages"][-1]["role"] == "user" for r in requests)  # auto: the model chooses
+    assert all(r["body"]["skip_special_tokens"] is False for r in requests)
+    answers = {"a-rep-0": "<short>\n2", "a-rep-1": "<think>\n1+1=2\n</think>\n\n2", "b-rep-0": "5",
+               "b-rep-1": "<short>\n6"}  # fmt: skip
+    out_file = tmp_path / "output.jsonl"
+    out_file.write_text("".join(json.dumps(line) + "\n" for line in server_output(requests, answers)))
+    results = tmp_path / "results.jsonl"
+    assert main(["batch", "import", str(out_file), *common, "--tokenizer", "", "--out", str(results)]) == 0
+    recs = {(r["id"], r["sample"]): r for r in load_records(results)}
+    assert {k: (r["mode"], r["requested_mode"], r["correct"]) for k, r in recs.items()} == {
+        ("a", 0): ("short", "auto", True), ("a", 1): ("think", "auto", True),
+        ("b", 0): ("none", "auto", True), ("b", 1): ("short", "auto", False),
+    }  # fmt: skip
+    assert recs[("a", 1)]["thinking"] == "1+1=2" and recs[("a", 0)]["thinking"] == ""
+    assert main(["eval", str(results)]) == 0
+    run = json.loads((tmp_path / "metrics.json").read_text())["runs"][0]
+    assert run["think_share"] == 1 / 4 and run["by_mode"]["short"]["accuracy"] == 1 / 2
+
+    think_reqs = tmp_path / "think.jsonl"
+    assert main(["batch", "export", *common, "--mode", "think", "--out", str(think_reqs)]) == 0
+    first = json.loads(think_reqs.read_text().splitlines()[0])
+    assert first["body"]["messages"][-1] == {"role": "assistant", "content": "<think>\n"}
+    think_out = tmp_path / "think_out.jsonl"
+    think_out.write_text("".join(json.dumps(line) + "\n" for line in server_output(
+        [first], {"a-rep-0": "1+1=2\n</think>\n\n2"})))  # fmt: skip
+    assert main(["batch", "import", str(think_out), *common, "--mode", "think", "--tokenizer", "",
+                 "--out", str(results)]) == 0  # fmt: skip
+    forced = [r for r in load_records(results) if r["requested_mode"] == "think"]
+    assert [(r["mode"], r["thinking"], r["correct"]) for r in forced] == [("think", "1+1=2", True)]
+    assert len(load_records(results)) == 5  # another mode is another key: appended, nothing replaced
+
+
+def test_mode_without_hybrid_format_is_refused(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n')
+    out = tmp_path / "requests.jsonl"
+    assert main(["batch", "export", "--data", str(data), "--format", "s1", "--mode", "short", "--out", str(out)]) != 0
+    assert "--mode applies to --format hybrid" in capsys.readouterr().err and not out.exists()

@@ -60,6 +60,27 @@ def test_hybrid_rewards_per_mode_exactly_as_configured():
         rw.pool.close()
 
 
+def test_short_max_tokens_makes_a_long_short_answer_malformed():
+    """The DeGRPO reward hack on arith: the column trace written after <short> earned the short
+    reward. With the bound, a short response longer than N tokens gets the malformed reward; one
+    within it, and think mode of any length, are graded as before."""
+    tok = make_tokenizer()
+    fmt = get_format("hybrid")
+    add_format_tokens(tok, fmt.added_tokens)
+    task = QuestionsTask(["What is 1 + 2?"], golds=["3"], name="t", grader="numeric")
+    texts = ["<short>\n3", "<short>\n" + "1+2=3 " * 10 + "\n3", "<think>\n" + "1+2=3 " * 10 + "\n</think>\n\n3"]
+    ids = [tok.encode(t, add_special_tokens=False) + [tok.eos_token_id] for t in texts]
+    short_len = len(ids[0]) - 2  # without the control token and the stop token
+    logged = {}
+    for bound, expected in ((None, [1.0, 1.0, 0.5]), (short_len, [1.0, -2.0, 0.5])):
+        rw = Rewards(task, task.load(), fmt, tok, REWARDS, short_max_tokens=bound)
+        try:
+            assert rw(completion_ids=ids, index=[0] * 3, log_metric=logged.__setitem__) == expected
+        finally:
+            rw.pool.close()
+    assert logged["short_overlong"] == 1 / 3 and logged["malformed"] == 1 / 3
+
+
 def test_batch_stats_without_modes_has_no_think_share():
     stats = batch_stats([{"mode": None, "correct": True, "malformed": False}, {"mode": None, "correct": False,
                                                                                "malformed": True}])  # fmt: skip
@@ -196,6 +217,8 @@ def test_degrpo_runs_on_a_hybrid_model(tmp_path):
     (dict(num_generations=1), "--num-generations must be >= 2"),
     (dict(batch_size=6, micro_batch_size=2), "must be a multiple of --num-generations 4"),
     (dict(temperature=0.0), "--temperature must be > 0"),
+    (dict(short_max_tokens=8), "--short-max-tokens bounds hybrid short-mode answers"),
+    (dict(format="hybrid", short_max_tokens=0), "--short-max-tokens must be >= 1"),
 ])  # fmt: skip
 def test_bad_settings_fail_before_anything_is_written(tmp_path, kw, message):
     cfg = config(tmp_path, task="arith", **kw)

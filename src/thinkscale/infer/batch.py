@@ -3,9 +3,13 @@
 `export_batch` writes one chat-completions request per (question, sample), `custom_id` =
 `{id}-rep-{i}` (fs1's convention), that `vllm run-batch` or any OpenAI-batch-compatible server
 accepts. For thinking formats the assistant turn is pre-filled with the think delimiter
-(`continue_final_message`, a vLLM extension that other servers ignore). `import_batch` reads the
-server's output lines (`custom_id`, `response.body.choices[0].message.content`, `error`), splits
-thinking from answer by format, grades, and appends our records; failed lines are reported.
+(`continue_final_message`, a vLLM extension that other servers ignore). `--format hybrid`: one
+`--mode` per file; auto pre-fills nothing (the model writes `<think>` or `<short>`, kept in the
+content with vLLM's `skip_special_tokens: false`), think / short pre-fill their control token.
+`import_batch` reads the server's output lines (`custom_id`,
+`response.body.choices[0].message.content`, `error`), splits thinking from answer by format,
+grades, and appends our records (hybrid: with the mode each sample took and the one it ran
+under, as `generate` writes them); failed lines are reported.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
-from thinkscale.formats import FormatConfig
+from thinkscale.formats import AUTO, MODES, FormatConfig, ThinkFormat
 from thinkscale.infer.generate import TaskSource
 from thinkscale.models import DEFAULT_MODEL
 from thinkscale.records import (
@@ -31,7 +35,20 @@ from thinkscale.tasks.grading import GradingPool
 
 
 @dataclass
-class BatchExportConfig(TaskSource, FormatConfig):
+class BatchModeConfig(FormatConfig):
+    mode: str | None = option(None, choices=MODES, help="--format hybrid: auto (the model writes <think> or "
+                              "<short>; the default), think or short (pre-filled); one mode per batch file")  # fmt: skip
+
+    def checked_mode(self) -> tuple[ThinkFormat, str | None]:
+        """The format, and the hybrid mode this batch runs under (None: the format has no modes)."""
+        fmt = self.think_format()
+        if self.mode is not None and not fmt.hybrid:
+            raise ThinkscaleError(f"--mode applies to --format hybrid; --format {self.format} has no modes")
+        return fmt, (self.mode or AUTO) if fmt.hybrid else None
+
+
+@dataclass
+class BatchExportConfig(TaskSource, BatchModeConfig):
     out: str | None = option(None, help="batch requests JSONL")
     n: int = option(1, help="samples per question")
     model_name: str = option("model", help="the `model` field of each request (the server's name)")
@@ -41,7 +58,7 @@ class BatchExportConfig(TaskSource, FormatConfig):
 
 
 @dataclass
-class BatchImportConfig(TaskSource, FormatConfig):
+class BatchImportConfig(TaskSource, BatchModeConfig):
     file: str | None = option(None, help="the server's output JSONL")
     out: str | None = option(None, help="results JSONL (appended)")
     tokenizer: str = option(DEFAULT_MODEL, help="model name or dir whose tokenizer counts tokens ('' = none)")
@@ -54,17 +71,20 @@ def export_batch(cfg: BatchExportConfig) -> int:
     cfg.check_source()
     check_at_least(cfg, 1, "n", "max_tokens")
     check_at_least(cfg, 0, "temperature")
-    fmt = cfg.think_format()
+    fmt, mode = cfg.checked_mode()
     task = cfg.build_task()
     examples = task.load(cfg.limit)
+    prefill = fmt.mode_start(mode) if fmt.thinks else ""
 
     def lines():
         for ex in examples:
             messages = [{"role": "user", "content": task.prompt(ex)}]
             extra = {}
-            if fmt.thinks:
-                messages.append({"role": "assistant", "content": fmt.think_start})
+            if prefill:
+                messages.append({"role": "assistant", "content": prefill})
                 extra = {"add_generation_prompt": False, "continue_final_message": True}
+            if mode is not None:  # the control token is a special token: keep it in the content
+                extra["skip_special_tokens"] = False
             for i in range(cfg.n):
                 body = {"model": cfg.model_name, "messages": messages, "max_tokens": cfg.max_tokens,
                         "temperature": cfg.temperature, **extra}  # fmt: skip
@@ -113,11 +133,22 @@ def _parse_output(path: Path) -> tuple[list[tuple[str, int, str, str | None, int
     return good, failed
 
 
+def took_mode(fmt: ThinkFormat, content: str, mode: str | None) -> str | None:
+    """The mode a hybrid sample took: the forced one, or in auto the control token its content
+    opens with (none: it wrote neither). None: the format has no modes."""
+    if mode is None or mode != AUTO:
+        return mode
+    for took, start in (("think", fmt.think_start), ("short", fmt.short_start)):
+        if content.startswith(start.rstrip("\n")):
+            return took
+    return "none"
+
+
 def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     """Append graded records for the good lines; return (records written, failed lines)."""
     cfg.check_source()
     check_at_least(cfg, 1, "n")
-    fmt = cfg.think_format()
+    fmt, mode = cfg.checked_mode()
     path, out, task = Path(cfg.file), Path(cfg.out), cfg.build_task()
     tokenizer = None
     if cfg.tokenizer:
@@ -149,7 +180,9 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     records = []
     for ex_id, sample, content, finish_reason, _ in good:
         ex = examples[ex_id]
-        thinking, answer = fmt.split(content)
+        took = took_mode(fmt, content, mode)
+        thinking, answer = fmt.split(content, took)
+        hybrid = {"mode": took, "requested_mode": mode} if mode is not None else {}
         # a completion that never left thinking has no answer (s1 counts it so): nothing to grade
         pred = task.extract(answer, ex) if answer else None
         records.append(make_record(
@@ -157,7 +190,7 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
             gold=ex.gold, thinking=thinking, answer=answer, pred=pred, correct=None,
             thinking_tokens=count(thinking), answer_tokens=count(answer), capped=False, waits=0,
             finish_reason=finish_reason, grader=task.grader, format=fmt.label, source_file=str(path),
-            **task.extras(ex, pred),
+            **hybrid, **task.extras(ex, pred),
         ))  # fmt: skip
     with GradingPool(workers=1) as pool:
         verdicts = pool.grade([(task.grader, r["pred"], r["gold"]) for r in records],

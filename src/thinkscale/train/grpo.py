@@ -10,8 +10,9 @@ reward below, and optimizes. thinkscale adds:
   format, the answer extracted and graded by the task's own grader (math-verify, numeric, ...).
   Correct: `reward_correct` (hybrid: `reward_short` or `reward_think` by the mode it chose), wrong:
   `reward_wrong`, malformed (thinking never ended, or a hybrid turn without a control token):
-  `reward_malformed`. Logged each step: accuracy, malformed share, think share and accuracy per
-  mode;
+  `reward_malformed`; with `short_max_tokens`, a short-mode response over that length is
+  malformed too (closes a reward hack: the column trace written after `<short>`). Logged each
+  step: accuracy, malformed share, think share, overlong short share and accuracy per mode;
 - `--objective degrpo` (`losses.degrpo_loss`): a subclass that changes one method, the loss;
   advantages are reward - group mean (TRL's `scale_rewards="none"`), groups with equal rewards
   dropped;
@@ -68,6 +69,9 @@ class GRPORunConfig(TaskSource, TrainingConfig):
     reward_wrong: float | None = option(None, help="a wrong answer (default: -1 for hybrid, 0 otherwise)")
     reward_malformed: float | None = option(None, help="thinking never ended / no control token "
                                             "(default: --reward-wrong)")  # fmt: skip
+    short_max_tokens: int | None = option(None, help="hybrid: a short-mode response longer than this many "
+                                          "tokens is malformed, so a think-length answer after <short> cannot "
+                                          "earn --reward-short (default: no bound)")  # fmt: skip
     use_vllm: bool = option(False, help="generate with vLLM (colocated, TRL's vllm_mode) instead of the "
                             "model's own generate (the CPU path)")  # fmt: skip
 
@@ -92,6 +96,11 @@ class GRPORunConfig(TaskSource, TrainingConfig):
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ThinkscaleError("--temperature must be > 0 (GRPO samples) and --top-p in (0, 1]")
         check_at_least(self, 0, "control_alpha", "beta", "epsilon")
+        if self.short_max_tokens is not None:
+            check_at_least(self, 1, "short_max_tokens")
+            if not fmt.hybrid:
+                raise ThinkscaleError(f"--short-max-tokens bounds hybrid short-mode answers: it needs --format "
+                                      f"hybrid, not {self.format}")  # fmt: skip
 
     def rewards(self) -> dict[str, float]:
         hybrid = get_format(self.format).hybrid
@@ -113,10 +122,12 @@ class Rewards:
 
     __name__ = "thinkscale_reward"
 
-    def __init__(self, task, examples, fmt, tokenizer, rewards: dict[str, float], pool=None):
+    def __init__(self, task, examples, fmt, tokenizer, rewards: dict[str, float], pool=None,
+                 short_max_tokens: int | None = None):  # fmt: skip
         from thinkscale.tasks.grading import GradingPool
 
         self.task, self.examples, self.fmt, self.tokenizer, self.values = task, examples, fmt, tokenizer, rewards
+        self.short_max_tokens = short_max_tokens
         from thinkscale.infer.forcing import ForcingTokens
 
         self.pool = pool or GradingPool(workers=1)
@@ -133,10 +144,11 @@ class Rewards:
             mode = completion_mode(ids, self.controls)
             thinking, answer = self.fmt.split(text, mode)
             ended = not self.fmt.thinks or mode == "short" or self.fmt.think_end in text
-            malformed = mode == "none" or not ended or not answer
+            overlong = mode == "short" and self.short_max_tokens is not None and cut - 1 > self.short_max_tokens
+            malformed = mode == "none" or not ended or not answer or overlong
             ex = self.examples[i]
             pred = None if malformed else self.task.extract(answer, ex)
-            out.append({"mode": mode, "malformed": malformed, "pred": pred, "correct": False})
+            out.append({"mode": mode, "malformed": malformed, "overlong": overlong, "pred": pred, "correct": False})
             if pred is not None:
                 todo.append((out[-1], ex))
         verdicts = self.pool.grade([(self.task.grader, j["pred"], ex.gold) for j, ex in todo])
@@ -168,6 +180,7 @@ def batch_stats(judged: list[dict]) -> dict[str, float]:
     stats = {"accuracy": sum(j["correct"] for j in judged) / n, "malformed": sum(j["malformed"] for j in judged) / n}
     if any(j["mode"] is not None for j in judged):
         stats["think_share"] = sum(j["mode"] == "think" for j in judged) / n
+        stats["short_overlong"] = sum(j.get("overlong", False) for j in judged) / n
         for mode in ("think", "short"):
             js = [j for j in judged if j["mode"] == mode]
             if js:
@@ -274,7 +287,7 @@ def train_grpo(cfg: GRPORunConfig, model=None, tokenizer=None, task=None) -> Pat
         vllm_mode="colocate",
         log_completions=False,
     )
-    rewards = Rewards(task, examples, fmt, tokenizer, cfg.rewards())
+    rewards = Rewards(task, examples, fmt, tokenizer, cfg.rewards(), short_max_tokens=cfg.short_max_tokens)
     try:
         trainer = grpo_trainer_class(cfg.objective, cfg.control_alpha)(
             model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
