@@ -2,8 +2,9 @@
 an interruption and every finished part is reused, a training resumes from its last checkpoint.
 
 degrpo: from the hybrid warm-up (`benchmarks/exp_hybrid_warmup.py`, OUT_HYBRID/warmup), DeGRPO on
-        the arith-mixed training questions; then greedy sweeps on held-out arith-easy / arith-hard
-        in modes auto / think / short, against the warm-up's (OUT_HYBRID/summary.json).
+        the arith-mixed training questions; then on held-out arith-easy / arith-hard the warm-up's
+        measurements (greedy in modes auto / think / short, auto sampled at 0.6, P(<think>) first),
+        beside the warm-up's own (OUT_HYBRID/summary.json, copied into the summary).
 grpo:   from an s1 arithmetic model (trained here as the demo trains it, unless --s1-model), plain
         GRPO (reward 1/0) on the `arith` training questions; held-out `arith` accuracy before/after.
 
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from exp_hybrid_warmup import cpu_name  # noqa: E402
+from exp_hybrid_warmup import cpu_name, hybrid_sweeps  # noqa: E402
 
 
 def write_questions(rows: list[dict], path: Path) -> str:
@@ -45,12 +46,12 @@ def timed_training(cfg, out: Path, train) -> float | None:
     return spent
 
 
-def sweep(model: str, task: str, limit, out: Path, fmt: str, modes=None, budget: int = 128) -> dict:
+def sweep(model: str, task: str, limit, out: Path, fmt: str, budget: int = 128) -> dict:
     from thinkscale.eval.report import write_report
     from thinkscale.infer.generate import GenerateConfig, generate
 
-    cfg = GenerateConfig(task=task, limit=limit, model=model, format=fmt, modes=modes, budgets=[budget],
-                         max_answer_tokens=16, batch_size=32)  # fmt: skip
+    cfg = GenerateConfig(task=task, limit=limit, model=model, format=fmt, budgets=[budget], max_answer_tokens=16,
+                         batch_size=32)  # fmt: skip
     generate(cfg, out / "results.jsonl")
     keep = ("questions", "accuracy", "think_share", "avg_thinking_tokens", "avg_total_tokens", "by_mode")
     return {r.get("requested_mode", fmt): {k: r.get(k) for k in keep} for r in write_report(out)["runs"]}
@@ -76,7 +77,10 @@ def degrpo(args) -> dict:
               "learning_rate": args.lr, "reward_think": args.reward_think,
               "short_max_tokens": args.short_max_tokens, "tasks": {}}  # fmt: skip
     for task, limit in (("arith-easy", None), ("arith-hard", 60)):
-        result["tasks"][task] = sweep(str(out / "model"), task, limit, out / task, "hybrid", ["auto", "think", "short"])
+        result["tasks"][task] = hybrid_sweeps(str(out / "model"), task, limit, out)
+    warmup_summary = Path(args.hybrid) / "summary.json"
+    if warmup_summary.exists():
+        result["warmup"] = json.loads(warmup_summary.read_text())
     result["log"] = training_log(out / "model")
     return result
 

@@ -56,6 +56,27 @@ def first_token_probs(model_dir: str, task: str, limit: int | None) -> dict:
     return {f"p_{m}": {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for m, v in probs.items()}
 
 
+def hybrid_sweeps(model_dir: str, task: str, limit: int | None, out: Path, budget: int = 128, samples: int = 4) -> dict:
+    """A hybrid model on one held-out set: greedy in modes auto / think / short (OUT/TASK), auto
+    sampled at temperature 0.6 (OUT/TASK-sampled), and P(<think>) / P(<short>) as the first token.
+    Resumes: records already written are kept."""
+    from thinkscale.eval.report import write_report
+    from thinkscale.infer.generate import GenerateConfig, generate
+
+    keep = ("questions", "n", "accuracy", "think_share", "avg_thinking_tokens", "avg_answer_tokens",
+            "avg_total_tokens", "by_mode")  # fmt: skip
+    common = dict(task=task, limit=limit, model=model_dir, format="hybrid", budgets=[budget], max_answer_tokens=16,
+                  batch_size=32)  # fmt: skip
+    generate(GenerateConfig(modes=["auto", "think", "short"], **common), out / task / "results.jsonl")
+    result = {r["requested_mode"]: {k: r.get(k) for k in keep} for r in write_report(out / task)["runs"]}
+    sampled = GenerateConfig(modes=["auto"], n=samples, temperature=0.6, **common)
+    generate(sampled, out / f"{task}-sampled" / "results.jsonl")
+    (run,) = write_report(out / f"{task}-sampled")["runs"]
+    result["auto, T=0.6"] = {k: run.get(k) for k in keep}
+    result["first_token"] = first_token_probs(model_dir, task, limit)
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/hybrid")
@@ -69,8 +90,6 @@ def main() -> int:
     log = sys.stderr if args.json else sys.stdout
 
     from thinkscale.data.hybrid import HybridPairsConfig, build_pairs
-    from thinkscale.eval.report import write_report
-    from thinkscale.infer.generate import GenerateConfig, generate
     from thinkscale.train.sft import RUN_FILE, SFTRunConfig, train_sft
 
     out = Path(args.out)
@@ -92,22 +111,7 @@ def main() -> int:
     summary = {"cpu": cpu_name(), "steps": args.steps, "batch_size": 8, "train_seconds": train_seconds,
                "budget": args.budget, "pairs": funnel["pairs_out"], "tasks": {}}  # fmt: skip
     for task, limit in (("arith-easy", None), ("arith-hard", args.hard_limit)):
-        run = out / task
-        cfg = GenerateConfig(task=task, limit=limit, model=str(model_dir), format="hybrid",
-                             modes=["auto", "think", "short"], budgets=[args.budget], max_answer_tokens=16,
-                             batch_size=32)  # fmt: skip
-        generate(cfg, run / "results.jsonl")
-        metrics = write_report(run)
-        keep = ("questions", "n", "accuracy", "think_share", "avg_thinking_tokens", "avg_answer_tokens",
-                "avg_total_tokens", "by_mode")  # fmt: skip
-        summary["tasks"][task] = {r["requested_mode"]: {k: r.get(k) for k in keep} for r in metrics["runs"]}
-        sampled = GenerateConfig(task=task, limit=limit, model=str(model_dir), format="hybrid", modes=["auto"],
-                                 budgets=[args.budget], max_answer_tokens=16, batch_size=32, n=args.samples,
-                                 temperature=0.6)  # fmt: skip
-        generate(sampled, out / f"{task}-sampled" / "results.jsonl")
-        (run,) = write_report(out / f"{task}-sampled")["runs"]
-        summary["tasks"][task]["auto, T=0.6"] = {k: run.get(k) for k in keep}
-        summary["tasks"][task]["first_token"] = first_token_probs(str(model_dir), task, limit)
+        summary["tasks"][task] = hybrid_sweeps(str(model_dir), task, limit, out, args.budget, args.samples)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
