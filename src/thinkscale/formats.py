@@ -95,6 +95,13 @@ class ThinkFormat:
         """What budget forcing appends to end thinking: delimiter, then the answer prefix."""
         return self.answer_start + self.forced_answer_prefix
 
+    def chosen_mode(self, completion: str) -> str:
+        """Hybrid: the mode a completion's leading control token chose (none: it wrote neither)."""
+        for mode, start in (("short", self.short_start), ("think", self.think_start)):
+            if completion.startswith(start.rstrip("\n")):
+                return mode
+        return "none"
+
     def split(self, completion: str, mode: str | None = None) -> tuple[str, str]:
         """Split generated text (after the prompt) into (thinking, answer). Hybrid: `mode` is
         the mode the sample ran in (think | short | none); without it, the leading control token
@@ -104,9 +111,10 @@ class ThinkFormat:
         text = completion
         if self.hybrid:
             short, think = self.short_start.rstrip("\n"), self.think_start.rstrip("\n")
-            if mode == "short" or (mode is None and text.startswith(short)):
+            mode = mode or self.chosen_mode(text)
+            if mode == "short":
                 return "", text.removeprefix(short).strip()
-            if mode == "think" or (mode is None and text.startswith(think)):
+            if mode == "think":
                 text = text.removeprefix(think)
             else:  # no control token: thinking only up to a `</think>` it wrote
                 idx = text.find(self.think_end)

@@ -133,17 +133,6 @@ def _parse_output(path: Path) -> tuple[list[tuple[str, int, str, str | None, int
     return good, failed
 
 
-def took_mode(fmt: ThinkFormat, content: str, mode: str | None) -> str | None:
-    """The mode a hybrid sample took: the forced one, or in auto the control token its content
-    opens with (none: it wrote neither). None: the format has no modes."""
-    if mode is None or mode != AUTO:
-        return mode
-    for took, start in (("think", fmt.think_start), ("short", fmt.short_start)):
-        if content.startswith(start.rstrip("\n")):
-            return took
-    return "none"
-
-
 def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     """Append graded records for the good lines; return (records written, failed lines)."""
     cfg.check_source()
@@ -180,7 +169,7 @@ def import_batch(cfg: BatchImportConfig) -> tuple[int, list[str]]:
     records = []
     for ex_id, sample, content, finish_reason, _ in good:
         ex = examples[ex_id]
-        took = took_mode(fmt, content, mode)
+        took = fmt.chosen_mode(content) if mode == AUTO else mode  # forced, or its leading control token
         thinking, answer = fmt.split(content, took)
         hybrid = {"mode": took, "requested_mode": mode} if mode is not None else {}
         # a completion that never left thinking has no answer (s1 counts it so): nothing to grade

@@ -180,7 +180,7 @@ def batch_stats(judged: list[dict]) -> dict[str, float]:
     stats = {"accuracy": sum(j["correct"] for j in judged) / n, "malformed": sum(j["malformed"] for j in judged) / n}
     if any(j["mode"] is not None for j in judged):
         stats["think_share"] = sum(j["mode"] == "think" for j in judged) / n
-        stats["short_overlong"] = sum(j.get("overlong", False) for j in judged) / n
+        stats["short_overlong"] = sum(j["overlong"] for j in judged) / n
         for mode in ("think", "short"):
             js = [j for j in judged if j["mode"] == mode]
             if js:
