@@ -283,6 +283,7 @@ def hf_main(args) -> dict:
     if args.compile:  # the compiled decode step, fp32 at batch 1 and the P1 workload at --batch
         _, tps_c, compile1 = batch1(model32, compile=True)
         results["p3_compiled"] = w32 * tps_c / bandwidth
+        tps_c16 = batch1(model, compile=True)[1] if model is not model32 else tps_c
         p1_reqs = [Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]
         eager_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
         warm_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id, compile=True)
@@ -296,6 +297,7 @@ def hf_main(args) -> dict:
             sorted(eager_done, key=lambda f: f.request.key), sorted(comp_done, key=lambda f: f.request.key)))  # fmt: skip
         results["compiled_detail"] = {
             "batch1_tokens_per_s": tps_c, "batch1_eager_tokens_per_s": tps32, "batch1_compile_seconds": compile1,
+            "batch1_bf16_tokens_per_s": tps_c16, "batch1_bf16_eager_tokens_per_s": tps16,
             "batch_tokens_per_s": tps_b, "batch_eager_tokens_per_s": tps_e,
             "batch_compile_seconds": warm_b.stats.compile_seconds, "identical_outputs": f"{same}/{len(ps)}",
         }  # fmt: skip

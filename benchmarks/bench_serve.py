@@ -62,7 +62,7 @@ def run(args) -> dict:
     results: dict = {"clients": clients, "thinking_budget": cap, "max_completion_tokens": limit}
 
     def serve(rounds: bool, port: int):
-        server = Server(ServeConfig(max_batch=clients), model=model, tokenizer=tok, rounds=rounds)
+        server = Server(ServeConfig(max_batch=clients, compile=False), model=model, tokenizer=tok, rounds=rounds)
         srv = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=srv.run, daemon=True)
         thread.start()

@@ -254,7 +254,10 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
     """torch.compile'd decode step (HFEngine(compile=True)): the same greedy tokens as the eager
     engine on mixed caps, Waits, minimums and a multi-token delimiter rolled back; one graph for
     batch 1 and one for larger batches, however the KV cache grows (a 200-token row outgrows its
-    first buffer) and rows are trimmed; a second run in another layout compiles nothing new."""
+    first buffer) and rows are trimmed; a second run in another layout compiles nothing new.
+    The batch-1 graph computes its linears as Inductor reductions (`compile_decode`)."""
+    from torch._dynamo.utils import counters
+
     from thinkscale.infer.hf_engine import compiled_graphs
 
     end = (50, 51, 52)
@@ -273,6 +276,7 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
     warm = {(f.request.key, f.sample): f.state for f in compiled.run(requests(0))}
     assert {k: st.generated for k, st in warm.items()} == {k: st.generated for k, st in eager.items()}
     assert 1 <= compiled.stats.compiles <= 2 and compiled.stats.compile_seconds > 0
+    assert counters["inductor"]["decompose_mm"] > 0  # the rows that ran alone used the batch-1 graph
     graphs = compiled_graphs()
     again = {(f.request.key, f.sample): f.state for f in compiled.run(requests(3))}  # another layout
     assert compiled_graphs() == graphs  # no recompile as rows join and leave

@@ -111,7 +111,7 @@ def test_responses_equal_the_engines_records_stream_or_not(tokenizer, scripted, 
     if "wait" in settings:
         cfg["wait"] = settings["wait"]
     rec = record(model, tokenizer, question, **cfg)
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=model, tokenizer=tokenizer)
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", compile=False), model=model, tokenizer=tokenizer)
     with running(server, free_port()) as base:
         c = client(base)
         r = chat(c, question, **settings)
@@ -131,8 +131,31 @@ def test_responses_equal_the_engines_records_stream_or_not(tokenizer, scripted, 
         assert usage.completion_tokens == r.usage.completion_tokens
 
 
+def test_the_default_server_compiles_before_serving_and_answers_like_the_eager_engine(tokenizer, scripted, free_port):
+    """--compile is on by default for the HF engine: both decode graphs (batch 1 and larger)
+    compile before the server listens, so requests, alone or with n=2, compile nothing new and
+    get the eager engine's tokens."""
+    from thinkscale.infer.hf_engine import compiled_graphs
+
+    assert ServeConfig(engine="hf").compiles and not ServeConfig(engine="vllm").compiles
+    assert not ServeConfig(engine="hf", compile=False).compiles
+    model, question = scripted["tries"], "What is 2+2?"
+    rec = record(model, tokenizer, question, budgets=[40], num_ignores=[1])
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=model, tokenizer=tokenizer)
+    engine = server.loop.engine
+    assert engine.compiled and engine.stats.compiles == 2 and server.warm_up_seconds > 0
+    graphs = compiled_graphs()
+    with running(server, free_port()) as base:
+        c = client(base)
+        one = chat(c, question, thinking_budget=40, num_ignore=1)
+        two = chat(c, question, thinking_budget=40, num_ignore=1, n=2)
+    assert compiled_graphs() == graphs
+    for choice in [*one.choices, *two.choices]:
+        assert (choice.message.reasoning, choice.message.content) == (rec["thinking"], rec["answer"])
+
+
 def test_n_choices_completions_models_health_and_the_token_bound(tokenizer, scripted, free_port):
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=scripted["never_end"],
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", compile=False), model=scripted["never_end"],
                     tokenizer=tokenizer)  # fmt: skip
     with running(server, free_port()) as base:
         c = client(base)
@@ -155,7 +178,7 @@ def test_n_choices_completions_models_health_and_the_token_bound(tokenizer, scri
 
 def test_concurrent_clients_get_their_own_answers_and_short_requests_overtake(tokenizer, tiny_model, free_port):
     # 10 ms a step: the long request below lasts seconds on any machine
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", max_batch=8),
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", max_batch=8, compile=False),
                     model=Slow(tiny_model), tokenizer=tokenizer)  # fmt: skip
     questions = [f"question {i}: {i * 7 % 13}?" for i in range(32)]
     with running(server, free_port()) as base:
@@ -186,7 +209,7 @@ def test_concurrent_clients_get_their_own_answers_and_short_requests_overtake(to
 
 
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(tokenizer, scripted, free_port):
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=scripted["never_end"],
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k", compile=False), model=scripted["never_end"],
                     tokenizer=tokenizer)  # fmt: skip
     url_of = lambda base: f"{base}/v1/chat/completions"  # noqa: E731
     ok = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "thinking_budget": 3}
@@ -224,7 +247,7 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(tokenizer, sc
 
 
 def test_budget_on_a_plain_model_and_a_full_queue(tokenizer, scripted, free_port):
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", format="plain", max_queue=1),
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", format="plain", max_queue=1, compile=False),
                     model=Slow(scripted["never_end"]), tokenizer=tokenizer)  # fmt: skip
     url = lambda base: f"{base}/v1/chat/completions"  # noqa: E731
     body = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}

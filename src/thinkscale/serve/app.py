@@ -52,6 +52,7 @@ class Server:
         """`rounds`: serve the HF engine in rounds too (a baseline for benchmarks)."""
         cfg.check()
         self.cfg, self.fmt = cfg, cfg.think_format()
+        self.warm_up_seconds = 0.0  # compiling the decode step before serving (--compile)
         if cfg.engine == "vllm":
             from thinkscale.infer.vllm_engine import VLLMEngine, load_llm
             from thinkscale.models import resolve_model_path
@@ -71,7 +72,8 @@ class Server:
             self.tokenizer = tokenizer
             self.tokens = ForcingTokens.from_tokenizer(tokenizer, self.fmt, cfg.wait)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            engine = HFEngine(model, self.tokens, cfg.max_batch, pad, compile=cfg.compile)
+            engine = HFEngine(model, self.tokens, cfg.max_batch, pad, compile=cfg.compiles)
+            self.warm_up_seconds = engine.warm_up(tokenizer.encode("Hello", add_special_tokens=False))
             self.loop = (RoundLoop if rounds else EngineLoop)(engine).start()
         self.context: int | None = getattr(engine, "max_positions", None)
 
@@ -314,7 +316,11 @@ def serve(cfg: ServeConfig) -> None:
     """Load the model, start the engine loop, serve until interrupted."""
     import uvicorn
 
+    if cfg.compiles:
+        print("thinkscale serve: loading the model and compiling its decode step (--no-compile skips this)")
     server = Server(cfg)
+    if server.warm_up_seconds:
+        print(f"thinkscale serve: compiled the decode step in {server.warm_up_seconds:.0f} s (--no-compile skips this)")
     print(f"thinkscale serve: {cfg.name} ({cfg.format} format, {cfg.engine} engine) on http://{cfg.host}:{cfg.port}/v1"
           + (" (API key required)" if cfg.api_key else ""))  # fmt: skip
     try:
