@@ -11,7 +11,8 @@ Every figure is a ratio against a baseline measured in the same run:
       batch 16); a static batch of the same requests is computed from the same lengths.
   p3_compiled, compiled_vs_eager (with --compile) p3 with the decode step torch.compile'd
       (HFEngine(compile=True)), and compiled / eager tokens/s on the P1 workload at --batch; the
-      compile time is reported beside them, not inside the rates.
+      compile time is reported beside them, not inside the rates. Also compiled and eager
+      tokens/s at 2 and 4 rows (fp32, distinct prompts): a server with a few clients.
   p12 tokens/s of an adaptive-thinking run (a probe every 64 thinking tokens: the forced answer
       text + 20 answer tokens, branched off the row and taken back) / the same requests without
       probes (64 requests, cap 256 reached by every row, batch 16): both produce the same tokens,
@@ -293,6 +294,19 @@ def hf_main(args) -> dict:
         tps_e = sum(len(f.state.generated) for f in eager_done) / t_eager
         tps_b = sum(len(f.state.generated) for f in comp_done) / t_comp
         results["compiled_vs_eager"] = tps_b / tps_e
+        small = {}  # a server with a few clients: rows of distinct prompts, fp32, decoded together
+        for rows in (2, 4):
+            reqs = [Request(i, p, Budget(96 // scale, min_thinking_tokens=96 // scale, max_answer_tokens=1))
+                    for i, p in enumerate(ps[:rows])]  # fmt: skip
+            eager_s = HFEngine(model32, tokens, rows, tokenizer.pad_token_id)
+            comp_s = HFEngine(model32, tokens, rows, tokenizer.pad_token_id, compile=True)
+            list(comp_s.run(reqs))  # compiles this size's graph
+            e_done, t_e = timed(lambda e=eager_s, r=reqs: list(e.run(r)))
+            c_done, t_c = timed(lambda e=comp_s, r=reqs: list(e.run(r)))
+            n = sum(len(f.state.generated) for f in e_done)
+            small[str(rows)] = {"eager_tokens_per_s": n / t_e, "compiled_tokens_per_s": n / t_c,
+                                "identical": sorted((f.request.key, f.state.generated) for f in e_done)
+                                == sorted((f.request.key, f.state.generated) for f in c_done)}  # fmt: skip
         same = sum(a.state.generated == b.state.generated for a, b in zip(
             sorted(eager_done, key=lambda f: f.request.key), sorted(comp_done, key=lambda f: f.request.key)))  # fmt: skip
         results["compiled_detail"] = {
@@ -300,6 +314,7 @@ def hf_main(args) -> dict:
             "batch1_bf16_tokens_per_s": tps_c16, "batch1_bf16_eager_tokens_per_s": tps16,
             "batch_tokens_per_s": tps_b, "batch_eager_tokens_per_s": tps_e,
             "batch_compile_seconds": warm_b.stats.compile_seconds, "identical_outputs": f"{same}/{len(ps)}",
+            "small_batch_fp32": small,
         }  # fmt: skip
         log(f"P3 compiled: {results['p3_compiled']:.3f}; compiled/eager tokens/s at batch {args.batch}: "
             f"{results['compiled_vs_eager']:.3f}  {results['compiled_detail']}")  # fmt: skip

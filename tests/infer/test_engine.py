@@ -251,37 +251,39 @@ def test_multiround_matches_single_pass_greedy(tiny_model):
 
 
 def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
-    """torch.compile'd decode step (HFEngine(compile=True)): the same greedy tokens as the eager
-    engine on mixed caps, Waits, minimums and a multi-token delimiter rolled back; one graph for
-    batch 1 and one for larger batches, however the KV cache grows (a 200-token row outgrows its
-    first buffer) and rows are trimmed; a second run in another layout compiles nothing new.
-    The batch-1 graph computes its linears as Inductor reductions (`compile_decode`)."""
+    """torch.compile'd decode step (HFEngine(compile=True)): `warm_up` compiles one graph per
+    batch of 1..SMALL_BATCH rows and one dynamic graph for larger batches; after it, runs in two
+    row layouts (rows joining and leaving, a 200-token row outgrowing its first cache buffer,
+    left-trims) compile nothing and give the eager engine's greedy tokens on mixed caps, Waits,
+    minimums and a rolled-back multi-token delimiter. The static graphs compute their linears
+    as Inductor reductions (`compile_decode`)."""
     from torch._dynamo.utils import counters
 
-    from thinkscale.infer.hf_engine import compiled_graphs
+    from thinkscale.infer.hf_engine import SMALL_BATCH, compiled_graphs
 
     end = (50, 51, 52)
     script = {**{i: 36 for i in range(103)}, 36: 50, 50: 51, 51: 52, 52: 36, WAIT: 37, 37: 36}
     model = Scripted(tiny_model, script)
     tokens = forcing_tokens(end=end, answer=end + (13, 14))
+    batch = SMALL_BATCH + 2
 
     def requests(shift: int) -> list[Request]:
-        plan = [(None, 2), (6, 3), (None, 0), (200, 1), (3, 0), (12, 2), (9, 0), (30, 1)]
+        plan = [(None, 2), (6, 3), (None, 0), (200, 1), (3, 0), (12, 2), (9, 0), (30, 1)] * 2
         budgets = [Budget(cap, num_ignore=k, max_answer_tokens=4, min_thinking_tokens=2 * (i % 2))
                    for i, (cap, k) in enumerate(plan[shift:] + plan[:shift])]  # fmt: skip
         return [Request(i, prompt(i + shift), b) for i, b in enumerate(budgets)]
 
-    eager, _ = run(model, tokens, requests(0), batch_size=3)
-    compiled = HFEngine(model, tokens, batch_size=3, compile=True)
-    warm = {(f.request.key, f.sample): f.state for f in compiled.run(requests(0))}
-    assert {k: st.generated for k, st in warm.items()} == {k: st.generated for k, st in eager.items()}
-    assert 1 <= compiled.stats.compiles <= 2 and compiled.stats.compile_seconds > 0
-    assert counters["inductor"]["decompose_mm"] > 0  # the rows that ran alone used the batch-1 graph
+    compiled = HFEngine(model, tokens, batch_size=batch, compile=True)
+    before = counters["inductor"]["decompose_mm"]
+    assert compiled.warm_up(prompt(0)) > 0
+    assert compiled.stats.compiles == SMALL_BATCH + 1  # 1, 2, .., SMALL_BATCH rows, then dynamic
+    assert counters["inductor"]["decompose_mm"] > before
     graphs = compiled_graphs()
-    again = {(f.request.key, f.sample): f.state for f in compiled.run(requests(3))}  # another layout
+    for shift in (0, 3):  # two row layouts
+        got = {(f.request.key, f.sample): f.state.generated for f in compiled.run(requests(shift))}
+        reference, _ = run(model, tokens, requests(shift), batch_size=batch)
+        assert got == {k: st.generated for k, st in reference.items()}
     assert compiled_graphs() == graphs  # no recompile as rows join and leave
-    reference, _ = run(model, tokens, requests(3), batch_size=3)
-    assert {k: st.generated for k, st in again.items()} == {k: st.generated for k, st in reference.items()}
 
 
 @pytest.mark.slow

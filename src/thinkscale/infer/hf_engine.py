@@ -10,8 +10,9 @@ One loop, readable top to bottom:
 Tokens that leave a row's context (a rejected multi-token delimiter, an adaptive-thinking probe)
 are masked out of attention and the row's position steps back: no copy, no re-prefill.
 With `compile`, step 4 is `torch.compile`d (dynamic shapes: rows joining and leaving and the
-growing context reuse the compiled graphs; batch 1 gets its own, whose matrix-vector products
-Inductor generates itself, see `compile_decode`); prefill stays eager.
+growing context reuse the compiled graphs; batches of 1 to `SMALL_BATCH` rows get one each,
+whose matrix-vector products Inductor generates itself, see `compile_decode`); prefill stays
+eager.
 The engine is pure token ids; tokenization stays outside. A server passes `incoming`, a queue
 the loop drains every step (requests join a running batch; `None` ends the loop once idle), and
 sets `request.cancelled` when a client leaves (its rows leave at the next step).
@@ -72,6 +73,7 @@ class HFEngine:
         self.model = model
         self.compiled = compile
         self._decode = compile_decode(self._forward) if compile else self._forward
+        self._decode_small = compile_decode(self._forward_small) if compile else self._forward
         self.tokens = forcing_tokens
         self.batch_size = batch_size
         self.pad_token_id = pad_token_id
@@ -146,15 +148,15 @@ class HFEngine:
             self.stats.row_steps += len(rows)
 
     def warm_up(self, prompt_ids: list[int]) -> float:
-        """Compile the decode graphs now (batch 1, then a larger batch) instead of inside the
-        first requests, which would otherwise wait a minute or more; returns the seconds spent."""
+        """Compile every decode graph now (batch 1, each small batch, then the dynamic one)
+        instead of inside the first requests, which would otherwise wait a minute or more;
+        returns the seconds spent. Inductor caches the graphs on disk, so a restart is faster."""
         if not self.compiled:
             return 0.0
         start = time.perf_counter()
         budget = Budget(4, max_answer_tokens=2)
-        list(self.run([Request("warm-up", prompt_ids, budget)]))
-        if self.batch_size > 1:
-            list(self.run([Request("warm-up", prompt_ids, budget, samples=[0, 1])]))
+        for rows in range(1, min(self.batch_size, SMALL_BATCH + 1) + 1):
+            list(self.run([Request("warm-up", prompt_ids, budget, samples=list(range(rows)))]))
         return time.perf_counter() - start
 
     def _forward(self, inputs, mask, positions, cache) -> torch.Tensor:
@@ -167,6 +169,11 @@ class HFEngine:
         )
         return out.logits[:, -1, :].float()
 
+    def _forward_small(self, inputs, mask, positions, cache) -> torch.Tensor:
+        """`_forward` under another name: dynamo keeps its graphs per function, so the small
+        batches' static graphs and the dynamic batch graph do not displace each other."""
+        return self._forward(inputs, mask, positions, cache)
+
     def _step(self, inputs, mask, positions, cache) -> torch.Tensor:
         """One decode step; a compiled engine also counts the steps that compiled a graph."""
         if not self.compiled:
@@ -177,8 +184,13 @@ class HFEngine:
         reserve(cache, inputs.shape[1])
         mask = mask.clone(memory_format=torch.contiguous_format)
         torch._dynamo.maybe_mark_dynamic(mask, 1)  # even when its width equals a model size
+        decode = self._decode
+        if 1 < len(inputs) <= SMALL_BATCH:  # a graph per size, whose linears are reductions too
+            decode = self._decode_small
+            for t in (inputs, mask, positions):
+                torch._dynamo.mark_static(t, 0)
         before, t0 = compiled_graphs(), time.perf_counter()
-        logits = self._decode(inputs, mask, positions, cache)
+        logits = decode(inputs, mask, positions, cache)
         if compiled_graphs() > before:
             self.stats.compiles += 1
             self.stats.compile_seconds += time.perf_counter() - t0
@@ -267,22 +279,29 @@ class HFEngine:
         return chosen, probs  # type: ignore[return-value]
 
 
+SMALL_BATCH = 4  # batches of 2..SMALL_BATCH rows get a static graph each (see compile_decode)
+
+
 def compile_decode(forward):
     """`torch.compile` of the decode step, with Inductor's `decompose_mm_pass` on for CPU.
 
     At batch 1 every linear is a matrix-vector product. MKL's sgemv read weights at ~11 GB/s
-    on an AMD EPYC, with 1 thread or 2, while a plain sum read 50 GB/s; 81% of a batch-1 step
-    was there. The pass rewrites a 1-row `mm` as multiply-and-sum, which Inductor fuses into one
-    vectorised, threaded reduction kernel that reads the weight once: ~2.5x faster decoding at
-    batch 1 (README, engine speed). Only graphs with a static batch of 1 match (dynamo
-    specialises size 1), so the batch graph keeps MKL's GEMM; on a GPU the pass only touches
-    shapes decoding never has. The pass's vocabulary-sized bound (2048 by default, read once at
-    import) is raised so the output projection is rewritten too.
+    on an AMD EPYC, with 1 thread or 2, while a plain sum read 50 GB/s; 86% of a batch-1 step
+    was there, and 2-4 rows were slower still (MKL's GEMM). The pass rewrites an `mm` of at
+    most `SMALL_BATCH` rows as multiply-and-sum, which Inductor fuses into vectorised, threaded
+    reduction kernels that stream the weights: 211 linears took 17-42 ms at 1-4 rows against
+    45-94 ms with MKL (README, engine speed). Only graphs whose batch is static match (size 1,
+    which dynamo specialises, and the small batches `_step` marks static), so the dynamic
+    batch graph keeps MKL's GEMM; on a GPU the pass only touches shapes decoding never has.
+    Its bounds (read once at import) are raised so the output projection is rewritten too.
     """
     from torch._inductor.fx_passes import decompose_mem_bound_mm as mm_pass
 
     mm_pass.cpu_max_other_dimension_decomposition = max(
         mm_pass.cpu_max_other_dimension_decomposition, 1 << 20
+    )
+    mm_pass.cpu_max_first_dimension_decomposition = max(
+        mm_pass.cpu_max_first_dimension_decomposition, SMALL_BATCH
     )
     options = {"post_grad_fusion_options": {"decompose_mm_pass": {}}}
     return torch.compile(forward, dynamic=True, options=options)
