@@ -23,8 +23,9 @@ class ServeConfig(FormatConfig):
     port: int = option(8000)
     max_batch: int = option(16, help="rows decoded together")
     compile: bool | None = option(None, help="--engine hf: torch.compile the decode step, compiled before the "
-                                  "server starts listening (a minute or two on 2 CPU cores; batch-1 decoding "
-                                  "then runs ~2.5x faster); default: on with --engine hf")  # fmt: skip
+                                  "server starts listening (embedded model, 2 CPU cores: ~6 min, ~2.5 min on a "
+                                  "restart; a lone request then decodes ~2.6x faster); default: on with "
+                                  "--engine hf")  # fmt: skip
     max_queue: int = option(256, help="requests in flight (decoding or waiting) before new ones get HTTP 429")
     api_key: str | None = option(None, help="clients must send 'Authorization: Bearer KEY'")
     served_model_name: str | None = option(None, help="the model name clients send and /v1/models lists "
