@@ -303,6 +303,9 @@ def compile_decode(forward):
     mm_pass.cpu_max_first_dimension_decomposition = max(
         mm_pass.cpu_max_first_dimension_decomposition, SMALL_BATCH
     )
+    # every engine (model, dtype) adds up to SMALL_BATCH + 1 graphs to the caches of `_forward`
+    # and `_forward_small`; past dynamo's limit (8 a function) it falls back to eager silently
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     options = {"post_grad_fusion_options": {"decompose_mm_pass": {}}}
     return torch.compile(forward, dynamic=True, options=options)
 
