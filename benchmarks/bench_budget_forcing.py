@@ -24,6 +24,8 @@ Every figure is a ratio against a baseline measured in the same run:
 With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM:
   p1  forced tokens/s (cap + 2 Waits in vLLM's loop, our logits processor) / plain vLLM
       tokens/s (same prompts, same number of tokens, EOS ignored);
+  p1_matched_lengths  the same, with every plain prompt run to its own forced length (the
+      forced run's ragged tail in the baseline too: what forcing itself costs);
   p2  multi-round (s1's loop of vLLM `generate` calls) / single pass, greedy fp32, outputs compared;
   hf_vs_vllm  tokens/s of the HF engine / vLLM on the P1 workload, both forced, same dtype;
   p10 thinkscale's cap (its logits processor, no Waits) / vLLM's native `thinking_token_budget`
@@ -408,8 +410,18 @@ def vllm_main(args) -> dict:
         lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], plain, use_tqdm=False)
     )
     plain_tokens = per_row * len(ps)
+    # the same baseline with each prompt's own forced length: forced rows end at different
+    # lengths, so the last steps of a run run part-empty; this baseline has the same tail
+    lengths = {f.request.key: len(f.state.generated) for f in done}
+    matched = [SamplingParams(temperature=0, max_tokens=lengths[i], min_tokens=lengths[i], ignore_eos=True,
+                              detokenize=False) for i in range(len(ps))]  # fmt: skip
+    _, t_matched = timed(
+        lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], matched, use_tqdm=False)
+    )
     results["p1"] = (forced_tokens / t_forced) / (plain_tokens / t_plain)
+    results["p1_matched_lengths"] = t_matched / t_forced
     results["p1_detail"] = {"forced_tokens_per_s": forced_tokens / t_forced, "plain_tokens_per_s": plain_tokens / t_plain,
+                            "plain_matched_lengths_tokens_per_s": forced_tokens / t_matched,
                             "forced_tokens": forced_tokens, "waits": sum(f.state.waits for f in done),
                             "capped": sum(f.state.capped for f in done)}  # fmt: skip
     log(f"P1 (vLLM) forced/plain tokens/s: {results['p1']:.3f}  {results['p1_detail']}")

@@ -40,4 +40,4 @@ def test_vllm_benchmark_json_is_pure(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=tmp_path)  # a hang, not a slow CPU
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    assert {"p1", "p2", "hf_vs_vllm", "p10"} <= set(result)
+    assert {"p1", "p1_matched_lengths", "p2", "hf_vs_vllm", "p10"} <= set(result)
