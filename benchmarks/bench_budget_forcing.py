@@ -71,6 +71,13 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def timed_cold(llm, fn):
+    """`timed` on vLLM with its prefix cache emptied first: every run prefills its own prompts
+    (a baseline run after the same prompts would otherwise skip their prefill)."""
+    llm.reset_prefix_cache()
+    return timed(fn)
+
+
 def plain_generate(
     model, tokenizer, prompt_ids: list[list[int]], new_tokens: int, batch: int
 ) -> tuple[int, float]:
@@ -129,12 +136,12 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
 
     reqs = [Request(i, p, Budget(cap, max_answer_tokens=16)) for i, p in enumerate(ps)]
     list(engine.run(reqs[:2]))  # warm-up
-    ours, t_ours = timed(lambda: list(engine.run(reqs)))
+    ours, t_ours = timed_cold(llm, lambda: list(engine.run(reqs)))
     params = SamplingParams(temperature=0, thinking_token_budget=cap, max_tokens=cap + len(cut) + 16,
                             detokenize=False)  # fmt: skip
     prompts_ = [TokensPrompt(prompt_token_ids=p) for p in ps]
     llm.generate(prompts_[:2], params, use_tqdm=False)  # warm-up
-    native, t_native = timed(lambda: llm.generate(prompts_, params, use_tqdm=False))
+    native, t_native = timed_cold(llm, lambda: llm.generate(prompts_, params, use_tqdm=False))
     mine = summary([(f.state.generated, f.state.forced) for f in ours], t_ours)
     theirs = summary([(ids := list(o.outputs[0].token_ids), [False] * len(ids)) for o in native], t_native)
     results["p10"] = mine["tokens_per_s"] / theirs["tokens_per_s"]
@@ -400,14 +407,14 @@ def vllm_main(args) -> dict:
         ]
 
     list(engine.run(p1_requests()[:2]))  # warm-up
-    done, t_forced = timed(lambda: list(engine.run(p1_requests())))
+    done, t_forced = timed_cold(llm, lambda: list(engine.run(p1_requests())))
     forced_tokens = sum(len(f.state.generated) for f in done)
     per_row = max(1, round(forced_tokens / len(ps)))
     plain = SamplingParams(
         temperature=0, max_tokens=per_row, min_tokens=per_row, ignore_eos=True, detokenize=False
     )
-    _, t_plain = timed(
-        lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], plain, use_tqdm=False)
+    _, t_plain = timed_cold(
+        llm, lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], plain, use_tqdm=False)
     )
     plain_tokens = per_row * len(ps)
     # the same baseline with each prompt's own forced length: forced rows end at different
@@ -415,8 +422,8 @@ def vllm_main(args) -> dict:
     lengths = {f.request.key: len(f.state.generated) for f in done}
     matched = [SamplingParams(temperature=0, max_tokens=lengths[i], min_tokens=lengths[i], ignore_eos=True,
                               detokenize=False) for i in range(len(ps))]  # fmt: skip
-    _, t_matched = timed(
-        lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], matched, use_tqdm=False)
+    _, t_matched = timed_cold(
+        llm, lambda: llm.generate([TokensPrompt(prompt_token_ids=p) for p in ps], matched, use_tqdm=False)
     )
     results["p1"] = (forced_tokens / t_forced) / (plain_tokens / t_plain)
     results["p1_matched_lengths"] = t_matched / t_forced
@@ -453,8 +460,8 @@ def vllm_main(args) -> dict:
             for i, p in enumerate(ps[:16])
         ]
 
-    single, t_single = timed(lambda: list(eng32.run(reqs())))
-    multi, t_multi = timed(lambda: run_multiround(None, tokens, reqs(), batch_size=args.batch,
+    single, t_single = timed_cold(llm32, lambda: list(eng32.run(reqs())))
+    multi, t_multi = timed_cold(llm32, lambda: run_multiround(None, tokens, reqs(), batch_size=args.batch,
                                                    generate_fn=eng32.generate_fn))  # fmt: skip
     p2_into(results, single, t_single, multi, t_multi)
     log(f"P2 (vLLM) multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
