@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.slow
 @pytest.mark.parametrize("name,extra,keys", [
     ("bench_budget_forcing.py", [], ["p1", "p2", "p3", "p9", "p12"]),
+    ("bench_attention.py", [], ["speedup_batch16_fp32", "speedup_batch1_fp32", "speedup_batch16_fp32_detail"]),
     ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
     ("bench_sft.py", [], ["p4"]),
     ("bench_grpo.py", [], ["completions_per_s", "tokens_per_s", "generate_share"]),

@@ -161,12 +161,68 @@ def load_model(model: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "c
     tokenizer = load_tokenizer(path)
     try:
         net = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, resolve_dtype(dtype, device)), local_files_only=True, trust_remote_code=False
-        )
+            path, dtype=getattr(torch, resolve_dtype(dtype, device)), local_files_only=True, trust_remote_code=False,
+            attn_implementation=grouped_sdpa() if device == "cpu" else None,
+        )  # fmt: skip
     except Exception as e:
         raise _load_error(path, "model", e) from e
     net.to(device).eval()
     return net, tokenizer
+
+
+GROUPED_SDPA = "sdpa_grouped_kv"
+
+
+def grouped_sdpa() -> str:
+    """Register (once) and name transformers' SDPA attention without its copy of grouped KV heads.
+
+    With an attention mask (every batched or padded step), transformers copies each layer's
+    keys and values once per query head (`repeat_kv`) before SDPA. On a CPU that copy is pure
+    memory traffic: SmolLM2 has 9 query heads on 3 KV heads. Here a decode step (one query
+    token) lays each KV head's query heads out as rows of one query block instead, so the KV
+    cache is read once per KV head and SDPA's flash kernel packs it once, not once per query
+    head; a longer step (prefill) passes the grouped heads to SDPA (`enable_gqa`, bitwise equal
+    to transformers' result). Engine at batch 16 on an AMD EPYC: 1.4x fp32, 1.5x bf16 (README).
+    The decode layout rounds differently from transformers' (a different GEMM shape: ~1e-7
+    fp32, ~1e-4 bf16 in the attention output); everything that runs the model through
+    `load_model` shares it. Training, GPUs and other masks keep transformers' SDPA."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        groups = getattr(module, "num_key_value_groups", 1)
+        if (
+            groups > 1
+            and attention_mask is not None
+            and attention_mask.dim() == 4
+            and attention_mask.shape[1] == 1
+            and query.device.type == "cpu"
+            and not module.training
+            and kwargs.get("position_bias") is None
+            and kwargs.get("cache") is None
+        ):
+            import torch.nn.functional as F
+
+            b, heads, q_len, dim = query.shape
+            if q_len == 1:  # one token: its query heads become the rows of a block per KV head
+                mask = attention_mask.expand(b, 1, groups, attention_mask.shape[-1])
+                q = query.reshape(b, heads // groups, groups, dim)
+                out = F.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scaling)
+                out = out.reshape(b, heads, 1, dim)
+            else:
+                out = F.scaled_dot_product_attention(
+                    query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=True
+                )
+            return out.transpose(1, 2).contiguous(), None
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout, scaling, **kwargs
+        )
+
+    if GROUPED_SDPA not in AttentionInterface._global_mapping:
+        AttentionInterface.register(GROUPED_SDPA, attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(GROUPED_SDPA, sdpa_mask)
+    return GROUPED_SDPA
 
 
 def add_format_tokens(tokenizer, tokens: tuple[str, ...]) -> list[str]:
