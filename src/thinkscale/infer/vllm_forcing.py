@@ -119,7 +119,7 @@ class _Row:
                 self.waits += 1
                 self.queue.extend(self.wait)
                 self.force(logits, self.queue[0])
-            else:
+            elif not self.greedy:  # greedy: vLLM takes the argmax, which is no end token: no write
                 logits[ends] = float("-inf")
         elif self.stop:  # accepted: an EOS attempt ends thinking through the delimiter
             logits[self.end] = torch.logsumexp(logits[ends], dim=0)
