@@ -27,13 +27,19 @@ from thinkscale.infer.hf_engine import HFEngine, Request
 from thinkscale.models import GROUPED_SDPA, load_model, resolve_dtype
 
 
-def compare(dtype: str, batch: int, n_prompts: int, cap: int, repeats: int, log) -> dict:
+def load_pair(dtype: str):
+    """The embedded model as `load_model` gives it, and the same checkpoint on transformers' SDPA."""
     grouped, tokenizer = load_model(dtype=dtype)
     stock, _ = load_model(dtype=dtype)
     stock.set_attn_implementation("sdpa")
     assert grouped.config._attn_implementation == GROUPED_SDPA
-    tokens = ForcingTokens.from_tokenizer(tokenizer, get_format("s1"))
-    ps = prompts(tokenizer, get_format("s1"), n_prompts)
+    return grouped, stock, tokenizer
+
+
+def compare(grouped, stock, tokenizer, batch: int, n_prompts: int, cap: int, repeats: int) -> dict:
+    fmt = get_format("s1")
+    tokens = ForcingTokens.from_tokenizer(tokenizer, fmt)
+    ps = prompts(tokenizer, fmt, n_prompts)
     requests = [Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]
     engines = {name: HFEngine(m, tokens, batch, tokenizer.pad_token_id) for name, m in
                (("grouped", grouped), ("sdpa", stock))}  # fmt: skip
@@ -48,7 +54,6 @@ def compare(dtype: str, batch: int, n_prompts: int, cap: int, repeats: int, log)
     same = sum(outputs["grouped"][k] == outputs["sdpa"][k] for k in outputs["sdpa"])
     result = {"speedup": best["grouped"] / best["sdpa"], "grouped_tokens_per_s": best["grouped"],
               "sdpa_tokens_per_s": best["sdpa"], "identical_outputs": f"{same}/{len(ps)}"}  # fmt: skip
-    log(f"batch {batch} {dtype}: {result}")
     return result
 
 
@@ -68,10 +73,12 @@ def main() -> None:
     def run() -> dict:
         results: dict = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "dtypes": dtypes}
         scale = 8 if args.quick else 1
-        for batch, n_prompts, cap in ((16, 32 // scale, 128 // scale), (1, 2, 96 // scale)):
-            for dtype in dtypes:
+        for dtype in dtypes:
+            pair = load_pair(dtype)
+            for batch, n_prompts, cap in ((16, 32 // scale, 128 // scale), (1, 2, 96 // scale)):
                 key = f"speedup_batch{batch}_{'fp32' if dtype == 'float32' else 'bf16'}"
-                detail = compare(dtype, batch, n_prompts, cap, 1 if args.quick else args.repeats, log)
+                detail = compare(*pair, batch, n_prompts, cap, 1 if args.quick else args.repeats)
+                log(f"batch {batch} {dtype}: {detail}")
                 results[key], results[key + "_detail"] = detail.pop("speedup"), detail
         return results
 

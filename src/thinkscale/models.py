@@ -187,6 +187,7 @@ def grouped_sdpa() -> str:
     The decode layout rounds differently from transformers' (a different GEMM shape: ~1e-7
     fp32, ~1e-4 bf16 in the attention output); everything that runs the model through
     `load_model` shares it. Training, GPUs and other masks keep transformers' SDPA."""
+    import torch.nn.functional as F
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
@@ -203,8 +204,6 @@ def grouped_sdpa() -> str:
             and kwargs.get("position_bias") is None
             and kwargs.get("cache") is None
         ):
-            import torch.nn.functional as F
-
             b, heads, q_len, dim = query.shape
             if q_len == 1:  # one token: its query heads become the rows of a block per KV head
                 mask = attention_mask.expand(b, 1, groups, attention_mask.shape[-1])
