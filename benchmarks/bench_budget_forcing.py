@@ -21,7 +21,7 @@ Every figure is a ratio against a baseline measured in the same run:
 
     python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm] [--compile]
 
-With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM (P1's and P2's
+With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM (P1's, P2's and P10's
 runs take turns `--repeats` times, best time each; every timed run starts with an empty prefix
 cache):
   p1  forced tokens/s (cap + 2 Waits in vLLM's loop, our logits processor) / plain vLLM
@@ -111,9 +111,12 @@ def p2_into(results: dict, single, t_single: float, multi, t_multi: float) -> tu
     return identical, len(a)
 
 
-def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], cap: int) -> None:
+def p10_into(
+    results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], cap: int, repeats: int
+) -> None:
     """thinkscale's cap vs vLLM's native thinking budget: the same LLM, prompts, cap and answer
-    allowance (16 tokens after the forced text), greedy."""
+    allowance (16 tokens after the forced text), greedy; the two take turns `repeats` times,
+    best time each (as P1's runs do)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -137,17 +140,22 @@ def p10_into(results: dict, llm, engine, tokenizer, fmt, ps: list[list[int]], ca
                 "exact_cap_text": sum(c[1] == cap for c in capped), "max_thinking_ids": max(c[0] for c in counts)}  # fmt: skip
 
     reqs = [Request(i, p, Budget(cap, max_answer_tokens=16)) for i, p in enumerate(ps)]
-    list(engine.run(reqs[:2]))  # warm-up
-    ours, t_ours = timed_cold(llm, lambda: list(engine.run(reqs)))
     params = SamplingParams(temperature=0, thinking_token_budget=cap, max_tokens=cap + len(cut) + 16,
                             detokenize=False)  # fmt: skip
     prompts_ = [TokensPrompt(prompt_token_ids=p) for p in ps]
-    llm.generate(prompts_[:2], params, use_tqdm=False)  # warm-up
-    native, t_native = timed_cold(llm, lambda: llm.generate(prompts_, params, use_tqdm=False))
+    list(engine.run(reqs[:2]))  # warm-ups
+    llm.generate(prompts_[:2], params, use_tqdm=False)
+    t_ours = t_native = float("inf")
+    for _ in range(repeats):  # greedy: every turn gives the same outputs, so the last ones are kept
+        ours, t = timed_cold(llm, lambda: list(engine.run(reqs)))
+        t_ours = min(t_ours, t)
+        native, t = timed_cold(llm, lambda: llm.generate(prompts_, params, use_tqdm=False))
+        t_native = min(t_native, t)
     mine = summary([(f.state.generated, f.state.forced) for f in ours], t_ours)
     theirs = summary([(ids := list(o.outputs[0].token_ids), [False] * len(ids)) for o in native], t_native)
     results["p10"] = mine["tokens_per_s"] / theirs["tokens_per_s"]
-    results["p10_detail"] = {"cap": cap, "prompts": len(ps), "thinkscale": mine, "vllm_native": theirs}
+    results["p10_detail"] = {"cap": cap, "prompts": len(ps), "repeats": repeats, "thinkscale": mine,
+                             "vllm_native": theirs}  # fmt: skip
 
 
 def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
@@ -188,7 +196,7 @@ def main() -> None:
                     help="auto: bf16 where the CPU has bf16 units (AMX, AVX512-BF16), else fp32")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     ap.add_argument("--repeats", type=int, default=2,
-                    help="--engine vllm: P1's and P2's runs take turns this many times, best time each")  # fmt: skip
+                    help="--engine vllm: P1's, P2's and P10's runs take turns this many times, best time each")  # fmt: skip
     ap.add_argument("--compile", action="store_true", help="also measure the compiled HF engine (minutes of compiling)")
     args = ap.parse_args()
     if args.repeats < 1:
@@ -454,7 +462,7 @@ def vllm_main(args) -> dict:
     }
     log(f"HF/vLLM forced tokens/s: {results['hf_vs_vllm']:.3f}  {results['hf_vs_vllm_detail']}")
 
-    p10_into(results, llm, engine, tokenizer, fmt, ps, cap)
+    p10_into(results, llm, engine, tokenizer, fmt, ps, cap, args.repeats)
     log(f"P10 thinkscale cap / vLLM native thinking_token_budget tokens/s: {results['p10']:.3f}  {results['p10_detail']}")
 
     llm32 = (
