@@ -1,7 +1,7 @@
 import pytest
 
 from thinkscale import ThinkscaleError
-from thinkscale.formats import get_format
+from thinkscale.formats import FormatConfig, get_format
 
 
 def test_s1_round_trip(tokenizer):
@@ -28,3 +28,16 @@ def test_r1_and_plain():
 def test_unknown_format():
     with pytest.raises(ThinkscaleError, match="unknown format"):
         get_format("nope")
+
+
+def test_checked_modes_is_the_one_mode_check():
+    """generate's --mode list and the batch files' single --mode go through it."""
+    fmt, modes = FormatConfig(format="hybrid").checked_modes(None)
+    assert fmt.hybrid and modes == ["auto"]
+    assert FormatConfig(format="hybrid").checked_modes(["short", "think"])[1] == ["short", "think"]
+    assert FormatConfig(format="s1").checked_modes(None)[1] is None
+    with pytest.raises(ThinkscaleError, match="--mode applies to --format hybrid"):
+        FormatConfig(format="s1").checked_modes(["think"])
+    for bad, shown in ((["thinking"], "thinking"), ([], "nothing")):
+        with pytest.raises(ThinkscaleError, match=f"--mode must be one of auto, think, short, got {shown}"):
+            FormatConfig(format="hybrid").checked_modes(bad)

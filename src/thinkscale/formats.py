@@ -249,3 +249,17 @@ class FormatConfig:
 
     def think_format(self) -> ThinkFormat:
         return get_format(self.format, self.think_start, self.think_end, self.answer_prefix)
+
+    def checked_modes(self, modes: list[str] | None) -> tuple[ThinkFormat, list[str] | None]:
+        """The format and the hybrid modes to run (`--mode`; auto when none is given), or None
+        for a format without modes; `--mode` with such a format, or an unknown mode, is an error."""
+        fmt = self.think_format()
+        if not fmt.hybrid:
+            if modes is not None:
+                raise ThinkscaleError(f"--mode applies to --format hybrid (a model that chooses whether to "
+                                      f"think); --format {self.format} has no modes")  # fmt: skip
+            return fmt, None
+        bad = [m for m in modes or [AUTO] if m not in MODES]
+        if bad or modes == []:
+            raise ThinkscaleError(f"--mode must be one of {', '.join(MODES)}, got {bad[0] if bad else 'nothing'}")
+        return fmt, modes or [AUTO]

@@ -41,10 +41,8 @@ class BatchModeConfig(FormatConfig):
 
     def checked_mode(self) -> tuple[ThinkFormat, str | None]:
         """The format, and the hybrid mode this batch runs under (None: the format has no modes)."""
-        fmt = self.think_format()
-        if self.mode is not None and not fmt.hybrid:
-            raise ThinkscaleError(f"--mode applies to --format hybrid; --format {self.format} has no modes")
-        return fmt, (self.mode or AUTO) if fmt.hybrid else None
+        fmt, modes = self.checked_modes(None if self.mode is None else [self.mode])
+        return fmt, modes[0] if modes else None
 
 
 @dataclass

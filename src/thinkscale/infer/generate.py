@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from thinkscale import ThinkscaleError
 from thinkscale.configs import check_at_least, option
-from thinkscale.formats import MODES, FormatConfig
+from thinkscale.formats import FormatConfig
 from thinkscale.infer.adaptive import ADAPTIVE_KINDS, AdaptiveRule, probe_reader
 from thinkscale.infer.engines import ENGINES, FORCINGS, Finished, OnToken, Request, SamplingConfig
 from thinkscale.infer.forcing import Budget
@@ -163,10 +163,9 @@ class GenerateConfig(TaskSource, FormatConfig):
         return [(b, k) for b in self.budgets for k in self.num_ignores]
 
     def mode_list(self) -> list[str | None]:
-        """The hybrid modes to run (None: the format has no modes)."""
-        if not self.think_format().hybrid:
-            return [None]
-        return list(dict.fromkeys(self.modes or ["auto"]))
+        """The hybrid modes to run, each once ([None]: the format has no modes)."""
+        modes = self.checked_modes(self.modes)[1]
+        return list(dict.fromkeys(modes)) if modes else [None]
 
     def budget(self, cap: int | None, num_ignore: int, mode: str | None = None) -> Budget:
         return Budget(cap, num_ignore, self.min_thinking, self.max_answer_tokens, self.max_total_tokens, mode,
@@ -268,16 +267,7 @@ class GenerateConfig(TaskSource, FormatConfig):
                                   "logits processor or s1's repeated generate calls cannot do")  # fmt: skip
 
     def check_modes(self) -> None:
-        fmt = self.think_format()
-        if self.modes is not None and not fmt.hybrid:
-            raise ThinkscaleError(f"--mode applies to --format hybrid (a model that chooses whether to think); "
-                                  f"--format {self.format} has no modes")  # fmt: skip
-        if not fmt.hybrid:
-            return
-        bad = [m for m in self.modes or ["auto"] if m not in MODES]
-        if bad or self.modes == []:
-            raise ThinkscaleError(f"--mode must be one of {', '.join(MODES)}, got {bad[0] if bad else 'nothing'}")
-        if self.forcing == "multi-round":
+        if self.checked_modes(self.modes)[1] and self.forcing == "multi-round":
             raise ThinkscaleError("--forcing multi-round does not run --format hybrid; use single-pass")
 
     def settings(self) -> dict:
