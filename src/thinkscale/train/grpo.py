@@ -2,7 +2,8 @@
 and Thinkless' decoupled GRPO (`--objective degrpo`) that teaches a hybrid model when to think.
 
 The loop is TRL's: it samples `num_generations` completions per prompt (in process with the
-model's own `generate` on CPU, or vLLM with `--use-vllm` where it runs), scores them with the
+model's own `generate` on CPU, or vLLM with `--use-vllm` where it runs; on vLLM's CPU backend
+its weight sync goes through vLLM's reload, see `sync_by_reload`), scores them with the
 reward below, and optimizes. thinkscale adds:
 - prompts rendered by the format (s1: the prompt ends with the think delimiter; hybrid: at the
   assistant header, so the model writes its control token);
@@ -188,12 +189,39 @@ def batch_stats(judged: list[dict]) -> dict[str, float]:
     return stats
 
 
+def sync_by_reload(generation) -> bool:
+    """On vLLM's CPU backend, TRL's colocated weight sync goes through vLLM's in-place reload;
+    returns whether it was switched.
+
+    That backend packs every linear's weight for oneDNN and leaves an empty parameter behind, so
+    TRL's sync (`model.load_weights` into those parameters) fails on the first step with
+    "'Parameter' object has no attribute 'weight_loader'". `reload_weights` (the model runner's)
+    restores the checkpoint-format parameters, loads, and packs again. GPUs keep TRL's path."""
+    from vllm.platforms import current_platform
+
+    if generation.mode != "colocate" or not current_platform.is_cpu():
+        return False
+    runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
+
+    def sync_weights() -> None:
+        runner.reload_weights(weights_iterator=generation._iter_named_params())
+        generation.llm.reset_prefix_cache()
+
+    generation.sync_weights = sync_weights
+    return True
+
+
 def grpo_trainer_class(objective: str, alpha: float):
     """TRL's GRPOTrainer with thinkscale's fixes and its sampling timed; for degrpo, its loss
     replaced (one method) and the equal-reward groups marked (where the whole group is in view)."""
     from trl import GRPOTrainer
 
     class Trainer(trainer_class(GRPOTrainer)):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.use_vllm:
+                sync_by_reload(self.vllm_generation)
+
         def _generate(self, prompts):
             """Sampling, timed: each step logs `generate_seconds` beside TRL's `step_time`."""
             start = time.perf_counter()
