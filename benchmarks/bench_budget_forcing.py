@@ -6,8 +6,11 @@ Every figure is a ratio against a baseline measured in the same run:
   p2  wall time of s1-style multi-round forcing / single pass, on identical greedy outputs
       (16 prompts, cap 256, 2 Waits, fp32); the outputs are compared token by token.
   p3  achieved weight-bytes/s at batch 1 (parameter bytes x tokens/s) / memory bandwidth
-      (a large tensor copy, timed before each of 3 batch-1 runs); the best run over the highest
-      bandwidth seen; fp32 weights (bf16 reported beside it).
+      (a large tensor copy, timed before and after each of 3 batch-1 runs); the best run over
+      the highest bandwidth seen; fp32 weights (bf16 reported beside it). p3_paired: each run
+      over the mean of the copies just before and after it, the best run (this VM's bandwidth
+      drifts by up to 2x within a minute). `--p3-only`: only these (and, with --compile,
+      p3_compiled and p3_compiled_paired), in a few minutes.
   p9  useful tokens / row-steps computed, on a skewed sweep (caps 16..512 mixed, 64 requests,
       batch 16); a static batch of the same requests is computed from the same lengths.
   p3_compiled, compiled_vs_eager (with --compile) p3 with the decode step torch.compile'd
@@ -198,6 +201,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2,
                     help="--engine vllm: P1's, P2's and P10's runs take turns this many times, best time each")  # fmt: skip
     ap.add_argument("--compile", action="store_true", help="also measure the compiled HF engine (minutes of compiling)")
+    ap.add_argument("--p3-only", action="store_true", help="--engine hf: only P3 (batch 1 against bandwidth)")
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -224,88 +228,99 @@ def hf_main(args) -> dict:
     }
     log = (lambda *a: None) if args.json else print
 
-    # P1: forced vs plain tokens/s, same batch, same number of tokens
     n_req = 64 // scale
     ps = prompts(tokenizer, fmt, n_req)
     cap = 128 // scale
-    engine = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
-    done, t_forced = timed(
-        lambda: list(
-            engine.run(
-                [
-                    Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16))
-                    for i, p in enumerate(ps)
-                ]
+    # fp32 for P2 and batch 1 (see there)
+    model32 = load_model(dtype="float32")[0] if args.dtype != "float32" else model
+    if not args.p3_only:
+        # P1: forced vs plain tokens/s, same batch, same number of tokens
+        engine = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
+        done, t_forced = timed(
+            lambda: list(
+                engine.run(
+                    [
+                        Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16))
+                        for i, p in enumerate(ps)
+                    ]
+                )
             )
         )
-    )
-    forced_tokens = sum(len(f.state.generated) for f in done)
-    per_row = max(1, round(forced_tokens / len(ps)))
-    plain_tokens, t_plain = plain_generate(model, tokenizer, ps, per_row, args.batch)
-    results["p1"] = (forced_tokens / t_forced) / (plain_tokens / t_plain)
-    results["p1_detail"] = {"forced_tokens_per_s": forced_tokens / t_forced, "plain_tokens_per_s": plain_tokens / t_plain,
-                            "forced_tokens": forced_tokens, "plain_tokens": plain_tokens,
-                            "waits": sum(f.state.waits for f in done), "capped": sum(f.state.capped for f in done)}  # fmt: skip
-    log(f"P1 forced/plain tokens/s: {results['p1']:.3f}  {results['p1_detail']}")
+        forced_tokens = sum(len(f.state.generated) for f in done)
+        per_row = max(1, round(forced_tokens / len(ps)))
+        plain_tokens, t_plain = plain_generate(model, tokenizer, ps, per_row, args.batch)
+        results["p1"] = (forced_tokens / t_forced) / (plain_tokens / t_plain)
+        results["p1_detail"] = {"forced_tokens_per_s": forced_tokens / t_forced, "plain_tokens_per_s": plain_tokens / t_plain,
+                                "forced_tokens": forced_tokens, "plain_tokens": plain_tokens,
+                                "waits": sum(f.state.waits for f in done), "capped": sum(f.state.capped for f in done)}  # fmt: skip
+        log(f"P1 forced/plain tokens/s: {results['p1']:.3f}  {results['p1_detail']}")
 
-    # P2: s1 multi-round vs single pass on identical greedy outputs. fp32: in bf16, rounding that
-    # differs between batch layouts flips a few near-tied greedy choices (both methods are exact
-    # in float64, see tests/infer/test_engine.py).
-    ps2 = ps[:16]
-    model32 = load_model(dtype="float32")[0] if args.dtype != "float32" else model
+        # P2: s1 multi-round vs single pass on identical greedy outputs. fp32: in bf16, rounding that
+        # differs between batch layouts flips a few near-tied greedy choices (both methods are exact
+        # in float64, see tests/infer/test_engine.py).
+        ps2 = ps[:16]
 
-    def reqs() -> list[Request]:
-        return [
-            Request(i, p, Budget(256 // scale, num_ignore=2, max_answer_tokens=16))
-            for i, p in enumerate(ps2)
-        ]
+        def reqs() -> list[Request]:
+            return [
+                Request(i, p, Budget(256 // scale, num_ignore=2, max_answer_tokens=16))
+                for i, p in enumerate(ps2)
+            ]
 
-    single, t_single = timed(
-        lambda: list(HFEngine(model32, tokens, args.batch, tokenizer.pad_token_id).run(reqs()))
-    )
-    multi, t_multi = timed(
-        lambda: run_multiround(
-            model32, tokens, reqs(), batch_size=args.batch, pad_token_id=tokenizer.pad_token_id
+        single, t_single = timed(
+            lambda: list(HFEngine(model32, tokens, args.batch, tokenizer.pad_token_id).run(reqs()))
         )
-    )
-    identical, total = p2_into(results, single, t_single, multi, t_multi)
-    log(f"P2 multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
-    if identical != total:
-        log(
-            "  note: outputs differ for some prompts (float rounding differs between batch layouts)"
+        multi, t_multi = timed(
+            lambda: run_multiround(
+                model32, tokens, reqs(), batch_size=args.batch, pad_token_id=tokenizer.pad_token_id
+            )
         )
+        identical, total = p2_into(results, single, t_single, multi, t_multi)
+        log(f"P2 multi-round/single-pass wall time: {results['p2']:.2f}  {results['p2_detail']}")
+        if identical != total:
+            log(
+                "  note: outputs differ for some prompts (float rounding differs between batch layouts)"
+            )
 
     # P3: batch-1 decoding vs memory bandwidth, in fp32: at batch 1 this CPU decodes fp32 faster
     # than bf16 (bf16 matrix-vector products do not use AMX well), so fp32 is the batch-1 setting;
     # the bf16 figure is reported beside it. This VM's bandwidth drifts within seconds (31-55
     # GB/s in one minute), so a copy is timed before every batch-1 run, each rate is the best of
-    # its runs, and the ratio divides by the highest bandwidth seen in the whole section.
+    # its runs, and the ratio divides by the highest bandwidth seen in the whole section. `_paired`
+    # divides each run's rate by the copies timed just before and just after it (their mean)
+    # instead, and keeps the best run: the same ratio, without a fast moment's copy set against a
+    # slow moment's run.
     bandwidths: list[float] = []
 
-    def batch1(net, compile: bool = False, runs: int = 3) -> tuple[float, float, float]:
+    def batch1(net, compile: bool = False, runs: int = 3) -> tuple[float, float, float, float]:
         weight_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
         one = HFEngine(net, tokens, 1, tokenizer.pad_token_id, compile=compile)
         steps = 96 // scale
         run1 = [Request(0, ps[0], Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]
         list(one.run(run1 if compile else [Request(0, ps[0], Budget(8, max_answer_tokens=1))]))  # warm-up
-        tps = 0.0
+        rates, around = [], [memory_bandwidth()]
         for _ in range(runs):
-            bandwidths.append(memory_bandwidth())
             done1, t1 = timed(lambda: list(one.run(run1)))
-            tps = max(tps, len(done1[0].state.generated) / t1)
+            rates.append(len(done1[0].state.generated) / t1)
+            around.append(memory_bandwidth())
+        bandwidths.extend(around)
+        paired = max(weight_bytes * r / ((a + b) / 2) for r, a, b in zip(rates, around, around[1:]))
         if compile:
-            return weight_bytes, tps, one.stats.compile_seconds
+            return weight_bytes, max(rates), one.stats.compile_seconds, paired
         _, t_plain = min((plain_generate(net, tokenizer, ps[:1], steps, 1) for _ in range(runs)),
                          key=lambda r: r[1])  # fmt: skip
-        return weight_bytes, tps, steps / t_plain
+        return weight_bytes, max(rates), steps / t_plain, paired
 
-    w32, tps32, plain32 = batch1(model32)
-    w16, tps16, plain16 = batch1(model) if model is not model32 else (w32, tps32, plain32)
+    w32, tps32, plain32, paired32 = batch1(model32)
+    w16, tps16, plain16, _ = batch1(model) if model is not model32 else (w32, tps32, plain32, paired32)
     if args.compile:  # the compiled decode step at batch 1, fp32 and the run's dtype
-        _, tps_c, compile1 = batch1(model32, compile=True)
+        _, tps_c, compile1, paired_c = batch1(model32, compile=True)
         tps_c16 = batch1(model, compile=True)[1] if model is not model32 else tps_c
     bandwidth = max(bandwidths)
     results["p3"] = w32 * tps32 / bandwidth
+    results["p3_paired"] = paired32
+    if args.compile:
+        results["p3_compiled"] = w32 * tps_c / bandwidth
+        results["p3_compiled_paired"] = paired_c
     results["p3_detail"] = {
         "bandwidth_gb_s": bandwidth / 1e9, "bandwidth_samples_gb_s": [round(b / 1e9, 1) for b in bandwidths],
         "fp32": {"weight_mb": w32 / 1e6, "tokens_per_s": tps32, "ratio": w32 * tps32 / bandwidth,
@@ -313,10 +328,15 @@ def hf_main(args) -> dict:
         "bf16": {"weight_mb": w16 / 1e6, "tokens_per_s": tps16, "ratio": w16 * tps16 / bandwidth,
                  "plain_generate_tokens_per_s": plain16, "plain_generate_ratio": w16 * plain16 / bandwidth},
     }  # fmt: skip
+    if args.compile:
+        results["p3_detail"]["compiled"] = {"fp32_tokens_per_s": tps_c, "bf16_tokens_per_s": tps_c16,
+                                            "fp32_compile_seconds": compile1}  # fmt: skip
     log(f"P3 batch-1 weight-bytes/s / bandwidth: {results['p3']:.3f}  {results['p3_detail']}")
 
-    if args.compile:  # the compiled decode step: P3 at batch 1 and the P1 workload at --batch
-        results["p3_compiled"] = w32 * tps_c / bandwidth
+    if args.p3_only:
+        return results
+
+    if args.compile:  # the compiled decode step: the P1 workload at --batch, and 2 and 4 rows
         p1_reqs = [Request(i, p, Budget(cap, num_ignore=2, max_answer_tokens=16)) for i, p in enumerate(ps)]
         eager_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id)
         warm_b = HFEngine(model, tokens, args.batch, tokenizer.pad_token_id, compile=True)

@@ -15,7 +15,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,extra,keys", [
-    ("bench_budget_forcing.py", [], ["p1", "p2", "p3", "p9", "p12"]),
+    ("bench_budget_forcing.py", [], ["p1", "p2", "p3", "p3_paired", "p9", "p12"]),
+    ("bench_budget_forcing.py", ["--p3-only"], ["p3", "p3_paired", "p3_detail"]),
     ("bench_attention.py", [], ["speedup_batch16_fp32", "speedup_batch1_fp32", "speedup_batch16_fp32_detail"]),
     ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
     ("bench_sft.py", [], ["p4"]),
@@ -31,6 +32,8 @@ def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
     result = json.loads(proc.stdout)  # stdout is one JSON document, nothing else
     for key in keys:
         assert key in result, (key, sorted(result))
+    if "--p3-only" in extra:
+        assert "p1" not in result and "p9" not in result
 
 
 @pytest.mark.vllm
