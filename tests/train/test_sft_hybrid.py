@@ -89,3 +89,13 @@ def test_warm_up_writes_a_checkpoint_with_the_control_tokens(tmp_path, tiny_chec
     recs = [json.loads(line) for line in res.read_text().splitlines()]
     assert len(recs) == 2 and all(r["mode"] in ("think", "short", "none") and r["requested_mode"] == "auto"
                                   for r in recs)  # fmt: skip
+
+
+def test_packing_says_pairs_do_not_stay_adjacent(tmp_path, tiny_checkpoint, capsys):
+    data = pairs(tmp_path, limit=4)
+    args = ["train", "sft", "--data", str(data), "--format", "hybrid", "--model", str(tiny_checkpoint), "--max-steps",
+            "1", "--batch-size", "2", "--micro-batch-size", "2", "--max-length", "256"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "unpacked")]) == 0
+    assert "do not stay adjacent" not in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "packed"), "--packing"]) == 0
+    assert "the two rows of a pair do not stay adjacent" in capsys.readouterr().out

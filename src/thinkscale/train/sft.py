@@ -210,8 +210,12 @@ def train_sft(cfg: SFTRunConfig) -> Path:
             trainer.refine = Refine(cfg, questions, answers, cfg.format, cfg.seed, cfg.batch_size)
             if resume_from:
                 trainer.refine.load(resume_from)
-    if any(len(g) > 1 for g in groups) and not cfg.packing:
-        trainer.pair_groups = groups
+    if any(len(g) > 1 for g in groups):
+        if cfg.packing:  # TRL packs before sampling: rows land in sequences by length alone
+            print("note: --packing places rows by length (TRL's best-fit packing), so the two rows of a "
+                  "pair do not stay adjacent; without --packing they do")  # fmt: skip
+        else:
+            trainer.pair_groups = groups
     if resume_from:
         print(f"resuming from {resume_from} (optimizer, scheduler, RNG and data order restored)")
     elif cfg.resume:
