@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import string
 
 import pytest
@@ -86,21 +85,3 @@ def free_port():
             return s.getsockname()[1]
 
     return pick
-
-
-@pytest.fixture(autouse=True)
-def no_vllm_engine_left_behind(request):
-    """vLLM engines in one process share its distributed state, and a dropped engine's finalizer
-    tears that state down whenever the collector reaches it: if that happens while a newer
-    engine runs, the newer one fails ("pipeline model parallel group is not initialized", seen
-    when tests/train/test_grpo_vllm.py ran after the other vLLM modules). Around every vLLM
-    test, dropped engines are finalized; vLLM freezes the collector at engine start, hence the
-    unfreeze."""
-    if request.node.get_closest_marker("vllm") is None:
-        yield
-        return
-    gc.unfreeze()
-    gc.collect()
-    yield
-    gc.unfreeze()
-    gc.collect()

@@ -160,3 +160,33 @@ def test_parallelism_flags_reach_vllms_engine_arguments(monkeypatch, tmp_path):
                                  "max_num_seqs", "gpu_memory_utilization", "max_model_len")} == {
         "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "data_parallel_size": 4, "max_num_seqs": 32,
         "gpu_memory_utilization": 0.85, "max_model_len": 32768}  # fmt: skip
+
+
+def test_load_llm_finalizes_dropped_engines_before_building_one(monkeypatch):
+    """A dropped engine finalized while a newer one starts tears down the distributed state the
+    newer one just set up (this suite hit it); `load_llm` runs such finalizers first."""
+    import gc
+    import weakref
+
+    import vllm
+
+    from thinkscale.infer.vllm_engine import load_llm
+
+    events = []
+
+    class Engine:  # stands in for a dropped vLLM engine
+        pass
+
+    monkeypatch.setattr(vllm, "LLM", lambda **kw: events.append("new engine built"))
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection but the ones load_llm makes
+    try:
+        old = Engine()
+        old.me = old  # a cycle: only the collector frees it
+        weakref.finalize(old, events.append, "old engine finalized")
+        del old
+        load_llm(str(resolve_model_path("smollm2-135m")), "float32")
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert events == ["old engine finalized", "new engine built"]

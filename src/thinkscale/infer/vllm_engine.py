@@ -25,6 +25,21 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def finalize_dropped_engines() -> None:
+    """Run the finalizers of vLLM engines nothing refers to any more, now.
+
+    vLLM's in-process engines share the process's distributed state, and an engine's finalizer
+    tears that state down. Left to the collector, a dropped engine can be finalized while a newer
+    one starts or runs, which then fails ("pipeline model parallel group is not initialized";
+    seen in this project's tests, and a notebook that runs two models one after the other would
+    hit it). Called before an engine is built. vLLM freezes the collector's heap at engine start,
+    so an engine dropped since then is only reached after an unfreeze."""
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+
+
 def load_llm(
     model_path: str, dtype: str = "auto", max_num_seqs: int = 16, max_model_len: int = 8192, **engine_args
 ):
@@ -39,6 +54,7 @@ def load_llm(
     from thinkscale.infer.vllm_forcing import BudgetForcingProcessor
     from thinkscale.models import resolve_dtype
 
+    finalize_dropped_engines()
     return LLM(
         model=model_path,
         dtype=resolve_dtype(dtype),

@@ -316,6 +316,10 @@ def train_grpo(cfg: GRPORunConfig, model=None, tokenizer=None, task=None) -> Pat
         log_completions=False,
     )
     rewards = Rewards(task, examples, fmt, tokenizer, cfg.rewards(), short_max_tokens=cfg.short_max_tokens)
+    if cfg.use_vllm:  # TRL builds its own engine: not with a dropped one still to be finalized
+        from thinkscale.infer.vllm_engine import finalize_dropped_engines
+
+        finalize_dropped_engines()
     try:
         trainer = grpo_trainer_class(cfg.objective, cfg.control_alpha)(
             model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
