@@ -22,7 +22,7 @@ Every figure is a ratio against a baseline measured in the same run:
       probes (64 requests, cap 256 reached by every row, batch 16): both produce the same tokens,
       so this is the cost of probing inside the single pass.
 
-    python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm] [--compile]
+    python benchmarks/bench_budget_forcing.py [--json] [--quick] [--engine hf|vllm] [--compile] [--p3-only]
 
 With `--engine vllm` (after `make install ENGINE=vllm`), the same questions on vLLM (P1's, P2's and P10's
 runs take turns `--repeats` times, best time each; every timed run starts with an empty prefix
