@@ -205,6 +205,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.p3_only and args.engine != "hf":
+        ap.error("--p3-only measures the HF engine at batch 1; it does not apply to --engine vllm")
     args.dtype = resolve_dtype(args.dtype)
     if args.json:  # one JSON document on stdout, every log line on stderr
         with stdout_to_stderr():
