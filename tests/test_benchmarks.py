@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_budget_forcing.py", [], ["p1", "p2", "p3", "p3_paired", "p9", "p12"]),
     ("bench_budget_forcing.py", ["--p3-only"], ["p3", "p3_paired", "p3_detail"]),
     ("bench_attention.py", [], ["speedup_batch16_fp32", "speedup_batch1_fp32", "speedup_batch16_fp32_detail"]),
+    ("bench_compile.py", [], ["cold_ratio", "restart_ratio", "same_tokens", "stock", "thinkscale"]),
     ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
     ("bench_sft.py", [], ["p4"]),
     ("bench_grpo.py", [], ["completions_per_s", "tokens_per_s", "generate_share"]),
@@ -34,6 +35,9 @@ def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
         assert key in result, (key, sorted(result))
     if "--p3-only" in extra:
         assert "p1" not in result and "p9" not in result
+    if name == "bench_compile.py":  # the baseline restarts its analysis, thinkscale's compile does not
+        assert result["stock"]["restarts"] > 0 and result["thinkscale"]["restarts"] == 0
+        assert result["same_tokens"]
 
 
 @pytest.mark.vllm

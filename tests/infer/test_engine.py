@@ -256,8 +256,8 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
     row layouts (rows joining and leaving, a 200-token row outgrowing its first cache buffer,
     left-trims) compile nothing and give the eager engine's greedy tokens on mixed caps, Waits,
     minimums and a rolled-back multi-token delimiter. The static graphs compute their linears
-    as Inductor reductions (`compile_decode`)."""
-    from torch._dynamo.utils import counters
+    as Inductor reductions, and dynamo traces each graph once (`compile_decode`)."""
+    from torch._dynamo.utils import compilation_time_metrics, counters
 
     from thinkscale.infer.hf_engine import SMALL_BATCH, compiled_graphs
 
@@ -275,9 +275,12 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
 
     compiled = HFEngine(model, tokens, batch_size=batch, compile=True)
     before = counters["inductor"]["decompose_mm"]
+    restarts = len(compilation_time_metrics.get("compile_attempt_1", []))
     assert compiled.warm_up(prompt(0)) > 0
     assert compiled.stats.compiles == SMALL_BATCH + 1  # 1, 2, .., SMALL_BATCH rows, then dynamic
     assert counters["inductor"]["decompose_mm"] > before
+    # each graph was traced once: dynamo did not restart to specialise the model's floats
+    assert len(compilation_time_metrics.get("compile_attempt_1", [])) == restarts
     graphs = compiled_graphs()
     for shift in (0, 3):  # two row layouts
         got = {(f.request.key, f.sample): f.state.generated for f in compiled.run(requests(shift))}

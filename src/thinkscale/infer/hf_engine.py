@@ -280,6 +280,7 @@ class HFEngine:
 
 
 SMALL_BATCH = 4  # batches of 2..SMALL_BATCH rows get a static graph each (see compile_decode)
+SPECIALIZE_FLOATS = True  # see compile_decode; benchmarks/bench_compile.py turns it off for its baseline
 
 
 def compile_decode(forward):
@@ -307,7 +308,15 @@ def compile_decode(forward):
     # and `_forward_small`; past dynamo's limit (8 a function) it falls back to eager silently
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     options = {"post_grad_fusion_options": {"decompose_mm_pass": {}}}
-    return torch.compile(forward, dynamic=True, options=options)
+    compiled = torch.compile(forward, dynamic=True, options=options)
+    # With dynamic shapes dynamo makes every Python float the model reads an input of the graph
+    # (each norm's epsilon, the attention's scale, the rotary scaling), finds while compiling
+    # that they must be constants, and traces the whole model again. Specialising floats from
+    # the start traces once: the server's 5 graphs took 54 s instead of 121 from Inductor's disk
+    # cache, 343 s instead of 404 cold (benchmarks/bench_compile.py, README).
+    if not SPECIALIZE_FLOATS:
+        return compiled
+    return torch._dynamo.config.patch(specialize_float=True)(compiled)
 
 
 def compiled_graphs() -> int:
