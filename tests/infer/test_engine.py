@@ -250,7 +250,7 @@ def test_multiround_matches_single_pass_greedy(tiny_model):
         )
 
 
-def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
+def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model, capsys):
     """torch.compile'd decode step (HFEngine(compile=True)): `warm_up` compiles one graph per
     batch of 1..SMALL_BATCH rows and one dynamic graph for larger batches; after it, runs in two
     row layouts (rows joining and leaving, a 200-token row outgrowing its first cache buffer,
@@ -276,8 +276,10 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model):
     compiled = HFEngine(model, tokens, batch_size=batch, compile=True)
     before = counters["inductor"]["decompose_mm"]
     restarts = len(compilation_time_metrics.get("compile_attempt_1", []))
-    assert compiled.warm_up(prompt(0)) > 0
+    assert compiled.warm_up(prompt(0), progress=True) > 0
     assert compiled.stats.compiles == SMALL_BATCH + 1  # 1, 2, .., SMALL_BATCH rows, then dynamic
+    bar = capsys.readouterr().err.split("\r")[-1]  # the bar's last state
+    assert bar.startswith("compiling the decode step: 100%") and f"| {SMALL_BATCH + 1}/{SMALL_BATCH + 1} [" in bar
     assert counters["inductor"]["decompose_mm"] > before
     # each graph was traced once: dynamo did not restart to specialise the model's floats
     assert len(compilation_time_metrics.get("compile_attempt_1", [])) == restarts

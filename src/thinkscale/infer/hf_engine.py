@@ -147,15 +147,19 @@ class HFEngine:
             self.stats.steps += 1
             self.stats.row_steps += len(rows)
 
-    def warm_up(self, prompt_ids: list[int]) -> float:
+    def warm_up(self, prompt_ids: list[int], progress: bool = False) -> float:
         """Compile every decode graph now (batch 1, each small batch, then the dynamic one)
         instead of inside the first requests, which would otherwise wait a minute or more;
-        returns the seconds spent. Inductor caches the graphs on disk, so a restart is faster."""
+        returns the seconds spent. Inductor caches the graphs on disk, so a restart is faster.
+        `progress`: a bar on stderr, one step a graph (a first start takes minutes on a CPU)."""
         if not self.compiled:
             return 0.0
+        from tqdm.auto import tqdm
+
         start = time.perf_counter()
         budget = Budget(4, max_answer_tokens=2)
-        for rows in range(1, min(self.batch_size, SMALL_BATCH + 1) + 1):
+        sizes = range(1, min(self.batch_size, SMALL_BATCH + 1) + 1)
+        for rows in tqdm(sizes, desc="compiling the decode step", unit="graph", disable=not progress):
             list(self.run([Request("warm-up", prompt_ids, budget, samples=list(range(rows)))]))
         return time.perf_counter() - start
 

@@ -48,8 +48,9 @@ class ApiError(Exception):
 class Server:
     """The model, its format and the one engine loop; turns request bodies into engine requests."""
 
-    def __init__(self, cfg: ServeConfig, model=None, tokenizer=None, rounds: bool = False):
-        """`rounds`: serve the HF engine in rounds too (a baseline for benchmarks)."""
+    def __init__(self, cfg: ServeConfig, model=None, tokenizer=None, rounds: bool = False, progress: bool = False):
+        """`rounds`: serve the HF engine in rounds too (a baseline for benchmarks); `progress`: a
+        bar while the decode step compiles."""
         cfg.check()
         self.cfg, self.fmt = cfg, cfg.think_format()
         self.warm_up_seconds = 0.0  # compiling the decode step before serving (--compile)
@@ -73,7 +74,7 @@ class Server:
             self.tokens = ForcingTokens.from_tokenizer(tokenizer, self.fmt, cfg.wait)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             engine = HFEngine(model, self.tokens, cfg.max_batch, pad, compile=cfg.compiles)
-            self.warm_up_seconds = engine.warm_up(tokenizer.encode("Hello", add_special_tokens=False))
+            self.warm_up_seconds = engine.warm_up(tokenizer.encode("Hello", add_special_tokens=False), progress=progress)
             self.loop = (RoundLoop if rounds else EngineLoop)(engine).start()
         self.context: int | None = getattr(engine, "max_positions", None)
 
@@ -318,7 +319,7 @@ def serve(cfg: ServeConfig) -> None:
 
     if cfg.compiles:
         print("thinkscale serve: loading the model and compiling its decode step (--no-compile skips this)")
-    server = Server(cfg)
+    server = Server(cfg, progress=True)
     if server.warm_up_seconds:
         print(f"thinkscale serve: compiled the decode step in {server.warm_up_seconds:.0f} s (--no-compile skips this)")
     print(f"thinkscale serve: {cfg.name} ({cfg.format} format, {cfg.engine} engine) on http://{cfg.host}:{cfg.port}/v1"
