@@ -291,6 +291,27 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model, capsys)
     assert compiled_graphs() == graphs  # no recompile as rows join and leave
 
 
+def test_a_failed_background_compile_leaves_the_engine_eager(tiny_model, monkeypatch):
+    """`warm_up_in_background` (serve's default): if compiling fails, the failure is kept in
+    `compile_error` and `run` goes on with the eager step: the same tokens, no graph compiled."""
+    from thinkscale.infer.hf_engine import compiled_graphs
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    tokens = forcing_tokens()
+    compiled = HFEngine(tiny_model, tokens, batch_size=2, compile=True)
+    monkeypatch.setattr(HFEngine, "warm_up", broken)
+    compiled.warm_up_in_background(prompt(0)).join(timeout=60)
+    assert isinstance(compiled.compile_error, RuntimeError)
+    graphs = compiled_graphs()
+    requests = [Request(i, prompt(i), Budget(6, num_ignore=1, max_answer_tokens=3)) for i in range(3)]
+    got = {(f.request.key, f.sample): f.state.generated for f in compiled.run(requests)}
+    reference, _ = run(tiny_model, tokens, requests, batch_size=2)
+    assert got == {k: st.generated for k, st in reference.items()}
+    assert compiled_graphs() == graphs and compiled.stats.compiles == 0
+
+
 @pytest.mark.slow
 def test_compiled_engine_matches_eager_on_the_embedded_model():
     """The real model (fp32) on 4 GSM8K prompts with mixed caps and Waits, s1's multi-token

@@ -131,17 +131,18 @@ def test_responses_equal_the_engines_records_stream_or_not(tokenizer, scripted, 
         assert usage.completion_tokens == r.usage.completion_tokens
 
 
-def test_the_default_server_compiles_before_serving_and_answers_like_the_eager_engine(tokenizer, scripted, free_port):
-    """--compile is on by default for the HF engine: every decode graph (batch 1, each small
-    batch, larger) compiles before the server listens, so requests, alone or with n=2, compile
-    nothing new and get the eager engine's tokens."""
+def test_a_server_that_compiles_first_answers_like_the_eager_engine(tokenizer, scripted, free_port):
+    """--compile is on by default for the HF engine; with --no-compile-in-background every
+    decode graph (batch 1, each small batch, larger) compiles before the server listens, so
+    requests, alone or with n=2, compile nothing new and get the eager engine's tokens."""
     from thinkscale.infer.hf_engine import SMALL_BATCH, compiled_graphs
 
     assert ServeConfig(engine="hf").compiles and not ServeConfig(engine="vllm").compiles
     assert not ServeConfig(engine="hf", compile=False).compiles
     model, question = scripted["tries"], "What is 2+2?"
     rec = record(model, tokenizer, question, budgets=[40], num_ignores=[1])
-    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=model, tokenizer=tokenizer)
+    cfg = ServeConfig(model="tiny", served_model_name="tiny", api_key="k", compile_in_background=False)
+    server = Server(cfg, model=model, tokenizer=tokenizer)
     engine = server.loop.engine
     assert engine.compiled and engine.stats.compiles == SMALL_BATCH + 1 and server.warm_up_seconds > 0
     graphs = compiled_graphs()
@@ -151,6 +152,42 @@ def test_the_default_server_compiles_before_serving_and_answers_like_the_eager_e
         two = chat(c, question, thinking_budget=40, num_ignore=1, n=2)
     assert compiled_graphs() == graphs
     for choice in [*one.choices, *two.choices]:
+        assert (choice.message.reasoning, choice.message.content) == (rec["thinking"], rec["answer"])
+
+
+def test_the_default_server_listens_at_once_and_compiles_in_the_background(tokenizer, scripted, free_port,
+                                                                            monkeypatch):  # fmt: skip
+    """By default the server listens before its decode step is compiled: while the warm-up runs
+    in its thread (held back here until the test lets it go), /health says so and a request is
+    answered by the eager step; once the warm-up ends, the serving thread decodes with the
+    compiled step, compiles nothing new, and the answers stay the same."""
+    from thinkscale.infer.hf_engine import HFEngine, compiled_graphs
+
+    gate, warm_up = threading.Event(), HFEngine.warm_up
+    monkeypatch.setattr(HFEngine, "warm_up", lambda self, *a, **kw: gate.wait(120) and warm_up(self, *a, **kw))
+    model, question = scripted["tries"], "What is 2+2?"
+    rec = record(model, tokenizer, question, budgets=[40], num_ignores=[1])
+    server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=model, tokenizer=tokenizer)
+    engine = server.loop.engine
+    assert engine.compiled and server.warm_up_seconds == 0 and engine.compiling.is_alive()
+    compiled_steps: list[str] = []  # the thread of every call of a compiled step
+    for name in ("_decode", "_decode_small"):
+        step = getattr(engine, name)
+        setattr(engine, name, lambda *a, _step=step: compiled_steps.append(threading.current_thread().name) or _step(*a))
+    with running(server, free_port()) as base:
+        c = client(base)
+        assert httpx.get(f"{base}/health").json()["compiling"] is True
+        early = chat(c, question, thinking_budget=40, num_ignore=1)
+        assert compiled_steps == []  # the eager step answered
+        gate.set()
+        engine.compiling.join(timeout=600)
+        assert engine.compile_error is None and set(compiled_steps) == {"thinkscale-compile"}
+        assert httpx.get(f"{base}/health").json()["compiling"] is False
+        graphs, warm_steps = compiled_graphs(), len(compiled_steps)
+        late = chat(c, question, thinking_budget=40, num_ignore=1, n=2)
+    assert compiled_graphs() == graphs
+    assert compiled_steps[warm_steps:] and set(compiled_steps[warm_steps:]) == {"thinkscale-engine"}
+    for choice in [*early.choices, *late.choices]:
         assert (choice.message.reasoning, choice.message.content) == (rec["thinking"], rec["answer"])
 
 

@@ -21,6 +21,8 @@ sets `request.cancelled` when a client leaves (its rows leave at the next step).
 from __future__ import annotations
 
 import queue
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -80,6 +82,8 @@ class HFEngine:
         self.max_positions = getattr(model.config, "max_position_embeddings", None) or 1 << 30
         self.device = next(model.parameters()).device
         self.stats = EngineStats()
+        self.compiling: threading.Thread | None = None  # a warm-up in the background (serve)
+        self.compile_error: BaseException | None = None  # why it failed; the engine stays eager
 
     @torch.inference_mode()
     def run(
@@ -163,6 +167,33 @@ class HFEngine:
             list(self.run([Request("warm-up", prompt_ids, budget, samples=list(range(rows)))]))
         return time.perf_counter() - start
 
+    def warm_up_in_background(self, prompt_ids: list[int], progress: bool = False) -> threading.Thread:
+        """`warm_up` in a thread while `run` keeps decoding with the eager step: a server answers
+        at once instead of after minutes of compiling, and switches to the compiled step (between
+        two steps of its batch) when every graph is ready. Dynamo's frame hook is per thread, so
+        the serving thread never compiles. If compiling fails, the engine stays eager
+        (`compile_error`); join the returned thread to wait for the switch."""
+
+        def warm() -> None:
+            try:
+                seconds = self.warm_up(prompt_ids, progress)
+                print(f"thinkscale: compiled the decode step in {seconds:.0f} s", file=sys.stderr)
+            except Exception as e:  # the eager step keeps serving
+                self.compile_error = e
+                print(f"thinkscale: compiling the decode step failed ({e!r}); decoding stays eager", file=sys.stderr)
+
+        self.compiling = threading.Thread(target=warm, name="thinkscale-compile", daemon=True)
+        self.compiling.start()
+        return self.compiling
+
+    def _compiled_now(self) -> bool:
+        """The compiled step serves unless a background warm-up is still running (in any thread
+        but its own) or failed."""
+        if not self.compiled or self.compile_error is not None:
+            return False
+        warming = self.compiling
+        return warming is None or not warming.is_alive() or threading.current_thread() is warming
+
     def _forward(self, inputs, mask, positions, cache) -> torch.Tensor:
         out = self.model(
             input_ids=inputs,
@@ -180,8 +211,8 @@ class HFEngine:
 
     def _step(self, inputs, mask, positions, cache) -> torch.Tensor:
         """One decode step; a compiled engine also counts the steps that compiled a graph."""
-        if not self.compiled:
-            return self._decode(inputs, mask, positions, cache)
+        if not self._compiled_now():
+            return self._forward(inputs, mask, positions, cache)
         # the graph stays one graph only if nothing it sees changes kind between steps: the
         # cache grows outside it, and the mask (a slice after a left-trim) is copied to fresh
         # strides and offset 0 (`contiguous()` keeps a one-row slice's strides)

@@ -74,7 +74,11 @@ class Server:
             self.tokens = ForcingTokens.from_tokenizer(tokenizer, self.fmt, cfg.wait)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             engine = HFEngine(model, self.tokens, cfg.max_batch, pad, compile=cfg.compiles)
-            self.warm_up_seconds = engine.warm_up(tokenizer.encode("Hello", add_special_tokens=False), progress=progress)
+            hello = tokenizer.encode("Hello", add_special_tokens=False)
+            if cfg.compiles and cfg.compile_in_background:
+                engine.warm_up_in_background(hello, progress=progress)
+            else:
+                self.warm_up_seconds = engine.warm_up(hello, progress=progress)
             self.loop = (RoundLoop if rounds else EngineLoop)(engine).start()
         self.context: int | None = getattr(engine, "max_positions", None)
 
@@ -308,7 +312,10 @@ def create_app(server: Server):
     async def health():
         if server.loop.error is not None:
             return JSONResponse({"status": "error", "error": str(server.loop.error)}, status_code=503)
-        return {"status": "ok", "in_flight": server.loop.in_flight()}
+        engine = server.loop.engine
+        compiling = getattr(engine, "compiling", None)
+        return {"status": "ok", "in_flight": server.loop.in_flight(),
+                "compiling": compiling is not None and compiling.is_alive()}  # fmt: skip
 
     return app
 
@@ -317,7 +324,10 @@ def serve(cfg: ServeConfig) -> None:
     """Load the model, start the engine loop, serve until interrupted."""
     import uvicorn
 
-    if cfg.compiles:
+    if cfg.compiles and cfg.compile_in_background:
+        print("thinkscale serve: compiling the decode step in the background; until it is ready, requests are "
+              "answered with the eager step (--no-compile skips compiling)")  # fmt: skip
+    elif cfg.compiles:
         print("thinkscale serve: loading the model and compiling its decode step (--no-compile skips this)")
     server = Server(cfg, progress=True)
     if server.warm_up_seconds:

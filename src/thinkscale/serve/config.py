@@ -22,10 +22,12 @@ class ServeConfig(FormatConfig):
     host: str = option("127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     port: int = option(8000)
     max_batch: int = option(16, help="rows decoded together")
-    compile: bool | None = option(None, help="--engine hf: torch.compile the decode step, compiled before the "
-                                  "server starts listening (embedded model, 2 CPU cores: ~6 min, ~2.5 min on a "
-                                  "restart; a lone request then decodes ~2.6x faster); default: on with "
-                                  "--engine hf")  # fmt: skip
+    compile: bool | None = option(None, help="--engine hf: torch.compile the decode step (embedded model, 2 CPU "
+                                  "cores: ~6 min, ~1 min on a restart; a lone request then decodes ~2.6x "
+                                  "faster); default: on with --engine hf")  # fmt: skip
+    compile_in_background: bool = option(True, help="with --compile: listen at once and answer with the eager "
+                                         "decode step until the compiled one is ready; --no-compile-in-background "
+                                         "listens only after compiling")  # fmt: skip
     max_queue: int = option(256, help="requests in flight (decoding or waiting) before new ones get HTTP 429")
     api_key: str | None = option(None, help="clients must send 'Authorization: Bearer KEY'")
     served_model_name: str | None = option(None, help="the model name clients send and /v1/models lists "
