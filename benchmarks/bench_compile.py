@@ -39,12 +39,11 @@ def child(args) -> dict:
     import time
 
     import torch
-    from torch._dynamo.utils import compilation_time_metrics
 
     from thinkscale.formats import get_format
     from thinkscale.infer import hf_engine
     from thinkscale.infer.forcing import Budget, ForcingTokens
-    from thinkscale.infer.hf_engine import HFEngine, Request
+    from thinkscale.infer.hf_engine import HFEngine, Request, compile_restarts
     from thinkscale.models import load_model
 
     hf_engine.SPECIALIZE_FLOATS = args.setting == "thinkscale"
@@ -60,9 +59,9 @@ def child(args) -> dict:
     tokens = ForcingTokens.from_tokenizer(tok, get_format("s1"))
     engine = HFEngine(model, tokens, args.batch, tok.pad_token_id, compile=True)
     prompt = tok.encode("What is 17 times 23?", add_special_tokens=False)
-    before = len(compilation_time_metrics.get("compile_attempt_1", []))
+    before = compile_restarts()
     seconds = engine.warm_up(prompt)
-    restarts = len(compilation_time_metrics.get("compile_attempt_1", [])) - before
+    restarts = compile_restarts() - before
     steps = 16 if args.quick else 64
     start = time.perf_counter()
     done = list(engine.run([Request(0, prompt, Budget(steps, min_thinking_tokens=steps, max_answer_tokens=1))]))
@@ -126,10 +125,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print only the results, as JSON")
     ap.add_argument("--quick", action="store_true", help="one graph of a tiny random model (about a minute)")
     ap.add_argument("--batch", type=int, default=16, help="engine rows; 16 compiles 5 graphs, as `serve` does")
-    ap.add_argument("--dtype", default="float32", help="float32, bfloat16 or auto (serve's default)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
+                    help="auto: serve's default")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=1, help="turns of the four runs, best time each")
     ap.add_argument("--child", choices=["stock", "thinkscale"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    for name in ("batch", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.quick:
         args.batch = 1
     if args.child:

@@ -257,9 +257,9 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model, capsys)
     left-trims) compile nothing and give the eager engine's greedy tokens on mixed caps, Waits,
     minimums and a rolled-back multi-token delimiter. The static graphs compute their linears
     as Inductor reductions, and dynamo traces each graph once (`compile_decode`)."""
-    from torch._dynamo.utils import compilation_time_metrics, counters
+    from torch._dynamo.utils import counters
 
-    from thinkscale.infer.hf_engine import SMALL_BATCH, compiled_graphs
+    from thinkscale.infer.hf_engine import SMALL_BATCH, compile_restarts, compiled_graphs
 
     end = (50, 51, 52)
     script = {**{i: 36 for i in range(103)}, 36: 50, 50: 51, 51: 52, 52: 36, WAIT: 37, 37: 36}
@@ -275,14 +275,14 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model, capsys)
 
     compiled = HFEngine(model, tokens, batch_size=batch, compile=True)
     before = counters["inductor"]["decompose_mm"]
-    restarts = len(compilation_time_metrics.get("compile_attempt_1", []))
+    restarts = compile_restarts()
     assert compiled.warm_up(prompt(0), progress=True) > 0
     assert compiled.stats.compiles == SMALL_BATCH + 1  # 1, 2, .., SMALL_BATCH rows, then dynamic
     bar = capsys.readouterr().err.split("\r")[-1]  # the bar's last state
     assert bar.startswith("compiling the decode step: 100%") and f"| {SMALL_BATCH + 1}/{SMALL_BATCH + 1} [" in bar
     assert counters["inductor"]["decompose_mm"] > before
     # each graph was traced once: dynamo did not restart to specialise the model's floats
-    assert len(compilation_time_metrics.get("compile_attempt_1", [])) == restarts
+    assert compile_restarts() == restarts
     graphs = compiled_graphs()
     for shift in (0, 3):  # two row layouts
         got = {(f.request.key, f.sample): f.state.generated for f in compiled.run(requests(shift))}

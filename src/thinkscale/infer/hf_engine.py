@@ -186,13 +186,17 @@ class HFEngine:
         self.compiling.start()
         return self.compiling
 
+    @property
+    def warming_up(self) -> bool:
+        """A background warm-up is still compiling (`/health` reports it)."""
+        return self.compiling is not None and self.compiling.is_alive()
+
     def _compiled_now(self) -> bool:
         """The compiled step serves unless a background warm-up is still running (in any thread
         but its own) or failed."""
         if not self.compiled or self.compile_error is not None:
             return False
-        warming = self.compiling
-        return warming is None or not warming.is_alive() or threading.current_thread() is warming
+        return not self.warming_up or threading.current_thread() is self.compiling
 
     def _forward(self, inputs, mask, positions, cache) -> torch.Tensor:
         out = self.model(
@@ -359,6 +363,14 @@ def compiled_graphs() -> int:
     from torch._dynamo.utils import counters
 
     return counters["stats"]["unique_graphs"]
+
+
+def compile_restarts() -> int:
+    """Times dynamo traced a frame a second time in this process ("Restarting analysis"): its
+    second attempts, as dynamo times them."""
+    from torch._dynamo.utils import compilation_time_metrics
+
+    return len(compilation_time_metrics.get("compile_attempt_1", []))
 
 
 def _drain(incoming: queue.Queue, waiting: deque, block: bool) -> queue.Queue | None:

@@ -312,10 +312,8 @@ def create_app(server: Server):
     async def health():
         if server.loop.error is not None:
             return JSONResponse({"status": "error", "error": str(server.loop.error)}, status_code=503)
-        engine = server.loop.engine
-        compiling = getattr(engine, "compiling", None)
         return {"status": "ok", "in_flight": server.loop.in_flight(),
-                "compiling": compiling is not None and compiling.is_alive()}  # fmt: skip
+                "compiling": getattr(server.loop.engine, "warming_up", False)}  # fmt: skip
 
     return app
 
