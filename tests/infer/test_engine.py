@@ -291,6 +291,48 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs(tiny_model, capsys)
     assert compiled_graphs() == graphs  # no recompile as rows join and leave
 
 
+def test_compiled_graphs_are_guarded_on_the_model_key_not_on_each_module(tokenizer):
+    """The compiled step drops dynamo's guards on the model's modules and weights (a batch-1 step
+    of the embedded model spent ~2 ms in them) and guards on `model_key` instead: a model with
+    other weights but the same key reuses the graph and decodes with its own weights; a model
+    whose norms have another epsilon (a constant the graph bakes in) gets a graph of its own.
+    Each gives its eager engine's greedy tokens."""
+    from tests.conftest import make_model
+    from thinkscale.infer.hf_engine import compiled_graphs, model_key
+
+    def model(seed: int):  # weights large enough that greedy decoding does not just repeat
+        net = make_model(len(tokenizer))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed + p.numel()))
+        return net
+
+    base, other_weights, other_eps = model(1), model(2), model(1)
+    other_eps.config.rms_norm_eps = 0.5
+    for module in other_eps.modules():
+        if hasattr(module, "variance_epsilon"):
+            module.variance_epsilon = 0.5
+    assert model_key(base) == model_key(other_weights) != model_key(other_eps)
+    tokens = forcing_tokens()
+    requests = [Request(i, prompt(i), Budget(10, max_answer_tokens=3)) for i in range(3)]
+
+    def greedy(model, compile: bool) -> dict:
+        engine = HFEngine(model, tokens, batch_size=1, compile=compile)
+        return {f.request.key: f.state.generated for f in engine.run(requests)}
+
+    eager = {name: greedy(m, False) for name, m in
+             [("base", base), ("other_weights", other_weights), ("other_eps", other_eps)]}  # fmt: skip
+    # the three models decode differently: a graph reused across them would show
+    assert eager["base"] != eager["other_weights"] and eager["base"] != eager["other_eps"]
+    graphs = compiled_graphs()
+    assert greedy(base, True) == eager["base"]
+    assert compiled_graphs() == graphs + 1
+    assert greedy(other_weights, True) == eager["other_weights"]
+    assert compiled_graphs() == graphs + 1  # the same key: base's graph, other_weights' weights
+    assert greedy(other_eps, True) == eager["other_eps"]
+    assert compiled_graphs() == graphs + 2
+
+
 def test_a_failed_background_compile_leaves_the_engine_eager(tiny_model, monkeypatch):
     """`warm_up_in_background` (serve's default): if compiling fails, the failure is kept in
     `compile_error` and `run` goes on with the eager step: the same tokens, no graph compiled."""
