@@ -381,9 +381,11 @@ def model_key(model) -> str:
     the config (sizes, epsilons, rotary settings), the attention implementation, the modules
     and their modes, each weight's shape, dtype and device."""
     import hashlib
+    import json
 
-    config = model.config
-    parts = [f"{type(model).__module__}.{type(model).__qualname__}", config.to_json_string(use_diff=False),
+    config = model.config  # every field, and a readable stand-in for what JSON cannot hold
+    parts = [f"{type(model).__module__}.{type(model).__qualname__}",
+             json.dumps(config.to_dict(), sort_keys=True, default=repr),
              str(getattr(config, "_attn_implementation", None))]  # fmt: skip
     parts += [f"{name} {type(m).__qualname__} {m.training}" for name, m in model.named_modules()]
     parts += [f"{name} {tuple(t.shape)} {t.dtype} {t.device}"
