@@ -75,8 +75,9 @@ class HFEngine:
         self.model = model
         self.compiled = compile
         self.model_key = model_key(model) if compile else ""  # what the compiled graphs are guarded on
-        self._decode = compile_decode(self._forward) if compile else self._forward
-        self._decode_small = compile_decode(self._forward_small) if compile else self._forward
+        # the compiled steps (`_step` takes `_forward` itself whenever they are not to serve)
+        self._decode = compile_decode(self._forward) if compile else None
+        self._decode_small = compile_decode(self._forward_small) if compile else None
         self.tokens = forcing_tokens
         self.batch_size = batch_size
         self.pad_token_id = pad_token_id
