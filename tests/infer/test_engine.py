@@ -333,6 +333,33 @@ def test_compiled_graphs_are_guarded_on_the_model_key_not_on_each_module(tokeniz
     assert compiled_graphs() == graphs + 2
 
 
+def test_compiled_kernels_are_kept_under_thinkscale_home(tmp_path, monkeypatch):
+    """Inductor's default cache folder is under /tmp, which a reboot empties: a server's restart
+    would compile for minutes again instead of loading its kernels. A compiled decode step keeps
+    them in $THINKSCALE_HOME/inductor, unless TORCHINDUCTOR_CACHE_DIR says where."""
+    import os
+
+    from torch._inductor.utils import clear_caches
+
+    from thinkscale.infer.hf_engine import compile_decode
+
+    def scaled(x):  # a kernel no other test compiles
+        return x * 2.5 + 0.125
+
+    monkeypatch.setenv("THINKSCALE_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    try:
+        out = compile_decode(scaled)(torch.arange(8.0))
+        assert torch.allclose(out, torch.arange(8.0) * 2.5 + 0.125)
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+        assert [f for f in (tmp_path / "inductor").rglob("*") if f.is_file()]  # Inductor wrote there
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+        compile_decode(scaled)
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    finally:
+        clear_caches()  # Inductor's in-memory paths into tmp_path go with it
+
+
 def test_a_failed_background_compile_leaves_the_engine_eager(tiny_model, monkeypatch):
     """`warm_up_in_background` (serve's default): if compiling fails, the failure is kept in
     `compile_error` and `run` goes on with the eager step: the same tokens, no graph compiled."""

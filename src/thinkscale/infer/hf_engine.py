@@ -20,6 +20,7 @@ sets `request.cancelled` when a client leaves (its rows leave at the next step).
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -34,6 +35,7 @@ from thinkscale.infer.engines import Finished, OnToken, Request, SamplingConfig,
 from thinkscale.infer.forcing import ANSWER, MODE, THINK, Budget, ForcingTokens, RowState
 from thinkscale.infer.kvcache import growing_cache, reserve
 from thinkscale.infer.sampling import filtered_logits
+from thinkscale.models import thinkscale_home
 
 __all__ = ["HFEngine", "Request", "SamplingConfig", "Finished", "left_pad"]
 
@@ -350,6 +352,9 @@ def compile_decode(forward):
     # every engine (model, dtype) adds up to SMALL_BATCH + 1 graphs to the caches of `_forward`
     # and `_forward_small`; past dynamo's limit (8 a function) it falls back to eager silently
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    # Inductor keeps its compiled kernels under /tmp unless told otherwise, and a reboot (a tmpfs)
+    # empties that: the server's restart would compile for minutes again instead of about one
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(thinkscale_home() / "inductor"))
     options = {"post_grad_fusion_options": {"decompose_mm_pass": {}}, "guard_filter_fn": _skip_model_guards}
     compiled = torch.compile(forward, dynamic=True, options=options)
     # With dynamic shapes dynamo makes every Python float the model reads an input of the graph
