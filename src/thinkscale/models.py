@@ -183,7 +183,7 @@ def grouped_sdpa() -> str:
     cache is read once per KV head and SDPA's flash kernel packs it once, not once per query
     head; a longer step (prefill) passes the grouped heads to SDPA (`enable_gqa`, bitwise equal
     to transformers' result). The engine at batch 16 on an AMD EPYC: 1.29x in fp32, 1.55x in
-    bf16 (`benchmarks/bench_attention.py`, README).
+    bf16 (`benchmarks/bench_attention.py`, benchmarks/README.md).
     The decode layout rounds differently from transformers' (a different GEMM shape: ~1e-7
     fp32, ~1e-4 bf16 in the attention output); everything that runs the model through
     `load_model` shares it. Training, GPUs and other masks keep transformers' SDPA."""

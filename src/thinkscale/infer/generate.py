@@ -143,9 +143,9 @@ class GenerateConfig(TaskSource, FormatConfig):
     top_k: int = option(0)
     seed: int = option(0)
     batch_size: int = option(16, help="rows decoded together")
-    compile: bool = option(False, help="--engine hf: torch.compile the decode step (on 2 CPU cores: batch-1 "
-                           "decoding ~2.4x faster after ~30 s of compiling, batch 16 ~1.1x after ~2 min; "
-                           "see the README's engine speed section)")
+    compile: bool = option(False, help="--engine hf: torch.compile the decode step (embedded model, 2 CPU cores: "
+                           "batch-1 decoding 2.4-3.3x faster after ~1 min of compiling, batch 16 1.06-1.28x "
+                           "after 2-6 min; see the README's Benchmark section)")
     tensor_parallel_size: int = option(1, help="--engine vllm: GPUs per model replica (tensor parallel)")
     pipeline_parallel_size: int = option(1, help="--engine vllm: pipeline stages")
     data_parallel_size: int = option(1, help="--engine vllm: model replicas")

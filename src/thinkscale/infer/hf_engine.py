@@ -336,7 +336,7 @@ def compile_decode(forward):
     was there, and 2-4 rows were slower still (MKL's GEMM). The pass rewrites an `mm` of at
     most `SMALL_BATCH` rows as multiply-and-sum, which Inductor fuses into vectorised, threaded
     reduction kernels that stream the weights: 211 linears took 17-42 ms at 1-4 rows against
-    45-94 ms with MKL (README, engine speed). Only graphs whose batch is static match (size 1,
+    45-94 ms with MKL (benchmarks/README.md). Only graphs whose batch is static match (size 1,
     which dynamo specialises, and the small batches `_step` marks static), so the dynamic
     batch graph keeps MKL's GEMM; on a GPU the pass only touches shapes decoding never has.
     Its bounds (read once at import) are raised so the output projection is rewritten too.
@@ -361,7 +361,7 @@ def compile_decode(forward):
     # (each norm's epsilon, the attention's scale, the rotary scaling), finds while compiling
     # that they must be constants, and traces the whole model again. Specialising floats from
     # the start traces once: the server's 5 graphs took 54 s instead of 121 from Inductor's disk
-    # cache, 343 s instead of 404 cold (benchmarks/bench_compile.py, README).
+    # cache, 343 s instead of 404 cold (benchmarks/bench_compile.py, benchmarks/README.md).
     if not SPECIALIZE_FLOATS:
         return compiled
     return torch._dynamo.config.patch(specialize_float=True)(compiled)
@@ -373,7 +373,7 @@ def _skip_model_guards(entries) -> list[bool]:
     Before every call of a compiled graph dynamo checks what the trace read: for a decoder, each
     module's attributes and each weight's shape, dtype and strides. For the embedded model's
     batch-1 graph dynamo put that check at 2,424 µs, and at 529-655 µs without them (the inputs,
-    the KV cache, globals); decoding ran 1.03x faster (8 runs in turns, AMD EPYC, README). The
+    the KV cache, globals); decoding ran 1.03x faster (8 runs in turns, AMD EPYC, benchmarks/README.md). The
     graphs read the weights as inputs at every call, so trained or reloaded weights are used as
     they are. What the dropped guards would catch (a model of another class, config, epsilon,
     attention implementation, module layout, weight shape or dtype) is in `model_key`, which

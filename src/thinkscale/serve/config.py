@@ -47,7 +47,7 @@ class ServeConfig(FormatConfig):
     @property
     def compiles(self) -> bool:
         """A server decodes for its whole life, mostly at small batch: the compile pays back
-        after a few thousand tokens (README, engine speed), so it is on unless turned off."""
+        after a few thousand tokens (benchmarks/README.md), so it is on unless turned off."""
         return self.compile if self.compile is not None else self.engine == "hf"
 
     @property
