@@ -34,21 +34,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from exp_hybrid_warmup import cpu_name  # noqa: E402
 
 
-def child(args) -> dict:
-    """One warm-up in this process: compile, time, then decode 64 greedy tokens at batch 1."""
-    import time
-
+def bench_model(dtype: str, quick: bool):
+    """(model, tokenizer): the embedded model, or with `quick` a random one of its tokenizer and
+    layer kind, two small layers (seconds to compile)."""
     import torch
 
-    from thinkscale.formats import get_format
-    from thinkscale.infer import hf_engine
-    from thinkscale.infer.forcing import Budget, ForcingTokens
-    from thinkscale.infer.hf_engine import HFEngine, Request, compile_restarts
     from thinkscale.models import load_model
 
-    hf_engine.SPECIALIZE_FLOATS = args.setting == "thinkscale"
-    model, tok = load_model(dtype=args.dtype)
-    if args.quick:  # the embedded model's tokenizer and shapes of layer, two layers, random weights
+    model, tok = load_model(dtype=dtype)
+    if quick:
         from transformers import AutoModelForCausalLM
 
         config = model.config
@@ -56,6 +50,20 @@ def child(args) -> dict:
         config.num_attention_heads, config.num_key_value_heads, config.head_dim = 4, 2, 16
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config, dtype=model.dtype).eval()
+    return model, tok
+
+
+def child(args) -> dict:
+    """One warm-up in this process: compile, time, then decode 64 greedy tokens at batch 1."""
+    import time
+
+    from thinkscale.formats import get_format
+    from thinkscale.infer import hf_engine
+    from thinkscale.infer.forcing import Budget, ForcingTokens
+    from thinkscale.infer.hf_engine import HFEngine, Request, compile_restarts
+
+    hf_engine.SPECIALIZE_FLOATS = args.child == "thinkscale"
+    model, tok = bench_model(args.dtype, args.quick)
     tokens = ForcingTokens.from_tokenizer(tok, get_format("s1"))
     engine = HFEngine(model, tokens, args.batch, tok.pad_token_id, compile=True)
     prompt = tok.encode("What is 17 times 23?", add_special_tokens=False)
@@ -70,18 +78,26 @@ def child(args) -> dict:
             "tokens": done[0].state.generated, "batch1_tokens_per_s": rate}  # fmt: skip
 
 
-def measure(args, setting: str, cache: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", setting, "--batch", str(args.batch), "--dtype", args.dtype]
+def measure(args, setting: str, cache: Path, script: str = __file__) -> dict:
+    """`script --child setting` in a fresh process with Inductor's cache in `cache`: its JSON."""
+    cmd = [sys.executable, script, "--child", setting, "--batch", str(args.batch), "--dtype", args.dtype]
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
     proc = subprocess.run(cmd + (["--quick"] if args.quick else []), env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        sys.exit(f"bench_compile: the {setting} child failed:\n{proc.stderr[-3000:]}")
+        sys.exit(f"{Path(script).name}: the {setting} child failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(args, log) -> dict:
+def header(args) -> dict:
+    """What every result of these benchmarks starts with: where and on what it ran."""
     import torch
 
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(),
+            "model": "tiny random (2 layers)" if args.quick else "smollm2-135m",
+            "batch": args.batch, "dtype": args.dtype, "repeats": args.repeats}  # fmt: skip
+
+
+def run(args, log) -> dict:
     settings = ("stock", "thinkscale")
     best: dict[str, dict[str, dict]] = {s: {} for s in settings}
     for turn in range(args.repeats):
@@ -96,12 +112,7 @@ def run(args, log) -> dict:
                         best[setting][phase] = got
     stock, ours = best["stock"], best["thinkscale"]
     results = {
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "model": "tiny random (2 layers)" if args.quick else "smollm2-135m",
-        "batch": args.batch,
-        "dtype": args.dtype,
-        "repeats": args.repeats,
+        **header(args),
         "cold_ratio": stock["cold"]["seconds"] / ours["cold"]["seconds"],
         "restart_ratio": stock["restart"]["seconds"] / ours["restart"]["seconds"],
         "same_tokens": all(stock[p]["tokens"] == ours[p]["tokens"] for p in ("cold", "restart")),
@@ -120,23 +131,24 @@ def run(args, log) -> dict:
     return results
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_main(doc: str, settings: tuple[str, ...], child, run, *, dtype: str, quick: str, quick_batch: int,
+               repeats: str) -> None:
+    """The command line of a benchmark whose settings each run in a fresh process (`--child`
+    SETTING prints that run's JSON; without it, `run` starts the children and reports)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print only the results, as JSON")
-    ap.add_argument("--quick", action="store_true", help="one graph of a tiny random model (about a minute)")
+    ap.add_argument("--quick", action="store_true", help=quick)
     ap.add_argument("--batch", type=int, default=16, help="engine rows; 16 compiles 5 graphs, as `serve` does")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
-                    help="auto: serve's default")  # fmt: skip
-    ap.add_argument("--repeats", type=int, default=1, help="turns of the four runs, best time each")
-    ap.add_argument("--child", choices=["stock", "thinkscale"], help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default=dtype, choices=["float32", "bfloat16", "auto"], help="auto: serve's default")
+    ap.add_argument("--repeats", type=int, default=1, help=repeats)
+    ap.add_argument("--child", choices=settings, help=argparse.SUPPRESS)
     args = ap.parse_args()
     for name in ("batch", "repeats"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.quick:
-        args.batch = 1
+        args.batch = quick_batch
     if args.child:
-        args.setting = args.child
         print(json.dumps(child(args)))
         return
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
@@ -146,4 +158,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(__doc__, ("stock", "thinkscale"), child, run, dtype="float32", quick_batch=1,
+               quick="one graph of a tiny random model (about a minute)",
+               repeats="turns of the four runs, best time each")  # fmt: skip

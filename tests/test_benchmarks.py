@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_budget_forcing.py", ["--p3-only"], ["p3", "p3_paired", "p3_detail"]),
     ("bench_attention.py", [], ["speedup_batch16_fp32", "speedup_batch1_fp32", "speedup_batch16_fp32_detail"]),
     ("bench_compile.py", [], ["cold_ratio", "restart_ratio", "same_tokens", "stock", "thinkscale"]),
+    ("bench_serve_warm_up.py", [], ["ratio", "eager", "ready"]),
     ("bench_decontaminate.py", [], ["p6_seconds", "baseline_dropped", "dropped"]),
     ("bench_sft.py", [], ["p4"]),
     ("bench_grpo.py", [], ["completions_per_s", "tokens_per_s", "generate_share"]),
@@ -38,6 +39,8 @@ def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
     if name == "bench_compile.py":  # the baseline restarts its analysis, thinkscale's compile does not
         assert result["stock"]["restarts"] > 0 and result["thinkscale"]["restarts"] == 0
         assert result["same_tokens"]
+    if name == "bench_serve_warm_up.py":  # both settings answered requests during the warm-up
+        assert result["eager"]["requests"] > 0 and result["ready"]["requests"] > 0
 
 
 @pytest.mark.vllm

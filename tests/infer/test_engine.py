@@ -381,6 +381,50 @@ def test_a_failed_background_compile_leaves_the_engine_eager(tiny_model, monkeyp
     assert compiled_graphs() == graphs and compiled.stats.compiles == 0
 
 
+def test_during_a_background_warm_up_the_finished_graphs_serve(tiny_model, monkeypatch):
+    """While the warm-up compiles in its thread, the serving thread runs each graph the warm-up
+    has finished (here the batch-1 graph; then the warm-up is held back) and the eager step
+    where none fits yet (2 rows). It compiles nothing itself, and each output is the eager
+    engine's."""
+    import threading
+
+    from thinkscale.infer.hf_engine import compiled_graphs
+
+    gate, one_ready = threading.Event(), threading.Event()
+
+    def warm_up(self, prompt_ids, progress=False):  # the batch-1 graph, then wait for the test
+        list(self.run([Request("warm-up", prompt_ids, Budget(4, max_answer_tokens=2))]))
+        one_ready.set()
+        gate.wait(120)
+        return 0.0
+
+    tokens = forcing_tokens()
+    monkeypatch.setattr(HFEngine, "warm_up", warm_up)
+    engine = HFEngine(tiny_model, tokens, batch_size=2, compile=True)
+    thread = engine.warm_up_in_background(prompt(0))
+    lone = [Request("lone", prompt(3), Budget(6, num_ignore=1, max_answer_tokens=3))]
+    pair = [Request(i, prompt(i), Budget(5 + i, num_ignore=1, max_answer_tokens=3)) for i in (4, 5)]
+    try:
+        assert one_ready.wait(300) and engine.warming_up
+        eager_steps = []  # the model called for one new token per row: an eager decode step
+        forward = tiny_model.forward
+        monkeypatch.setattr(tiny_model, "forward",
+                            lambda *a, **kw: eager_steps.append(kw["input_ids"].shape) or forward(*a, **kw)
+                            if kw["input_ids"].shape[1] == 1 else forward(*a, **kw))  # fmt: skip
+        graphs = compiled_graphs()
+        got_lone = {f.request.key: f.state.generated for f in engine.run(lone)}
+        assert eager_steps == []  # every step of the lone request ran the batch-1 graph
+        got_pair = {f.request.key: f.state.generated for f in engine.run(pair)}
+        assert eager_steps and {shape[0] for shape in eager_steps} == {2}  # no 2-row graph yet
+        assert compiled_graphs() == graphs and engine.warming_up
+        monkeypatch.setattr(tiny_model, "forward", forward)
+    finally:
+        gate.set()
+        thread.join(timeout=60)
+    assert got_lone == {k[0]: st.generated for k, st in run(tiny_model, tokens, lone, batch_size=1)[0].items()}
+    assert got_pair == {k[0]: st.generated for k, st in run(tiny_model, tokens, pair, batch_size=2)[0].items()}
+
+
 @pytest.mark.slow
 def test_compiled_engine_matches_eager_on_the_embedded_model():
     """The real model (fp32) on 4 GSM8K prompts with mixed caps and Waits, s1's multi-token

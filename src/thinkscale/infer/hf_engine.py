@@ -77,9 +77,12 @@ class HFEngine:
         self.model = model
         self.compiled = compile
         self.model_key = model_key(model) if compile else ""  # what the compiled graphs are guarded on
-        # the compiled steps (`_step` takes `_forward` itself whenever they are not to serve)
+        # the compiled steps (`_step` takes `_forward` itself when they are not to serve), and
+        # the same with the graphs compiled so far only, for serving during a background warm-up
         self._decode = compile_decode(self._forward) if compile else None
         self._decode_small = compile_decode(self._forward_small) if compile else None
+        self._decode_ready = torch._dynamo.run(self._forward) if compile else None
+        self._decode_small_ready = torch._dynamo.run(self._forward_small) if compile else None
         self.tokens = forcing_tokens
         self.batch_size = batch_size
         self.pad_token_id = pad_token_id
@@ -172,11 +175,12 @@ class HFEngine:
         return time.perf_counter() - start
 
     def warm_up_in_background(self, prompt_ids: list[int], progress: bool = False) -> threading.Thread:
-        """`warm_up` in a thread while `run` keeps decoding with the eager step: a server answers
-        at once instead of after minutes of compiling, and switches to the compiled step (between
-        two steps of its batch) when every graph is ready. Dynamo's frame hook is per thread, so
-        the serving thread never compiles. If compiling fails, the engine stays eager
-        (`compile_error`); join the returned thread to wait for the switch."""
+        """`warm_up` in a thread while `run` keeps decoding: a server answers at once instead of
+        after minutes of compiling. Meanwhile the serving thread runs each graph as soon as the
+        warm-up has compiled it (dynamo's run-only mode), and the eager step where none fits
+        yet; it never compiles (dynamo's frame hook is per thread). Once every graph is ready,
+        `run` decodes as a warmed-up engine does. If compiling fails, the engine stays eager
+        (`compile_error`); join the returned thread to wait for the end of the warm-up."""
 
         def warm() -> None:
             try:
@@ -194,13 +198,6 @@ class HFEngine:
     def warming_up(self) -> bool:
         """A background warm-up is still compiling (`/health` reports it)."""
         return self.compiling is not None and self.compiling.is_alive()
-
-    def _compiled_now(self) -> bool:
-        """The compiled step serves unless a background warm-up is still running (in any thread
-        but its own) or failed."""
-        if not self.compiled or self.compile_error is not None:
-            return False
-        return not self.warming_up or threading.current_thread() is self.compiling
 
     def _forward(self, inputs, mask, positions, cache) -> torch.Tensor:
         if self.compiled and not self.model_key:  # traced, this guards a compiled graph on the key
@@ -221,7 +218,8 @@ class HFEngine:
 
     def _step(self, inputs, mask, positions, cache) -> torch.Tensor:
         """One decode step; a compiled engine also counts the steps that compiled a graph."""
-        if not self._compiled_now():
+        during_warm_up = self.warming_up and threading.current_thread() is not self.compiling
+        if not self.compiled or self.compile_error is not None or (during_warm_up and not SERVE_READY_GRAPHS):
             return self._forward(inputs, mask, positions, cache)
         # the graph stays one graph only if nothing it sees changes kind between steps: the
         # cache grows outside it, and the mask (a slice after a left-trim) is copied to fresh
@@ -229,11 +227,14 @@ class HFEngine:
         reserve(cache, inputs.shape[1])
         mask = mask.clone(memory_format=torch.contiguous_format)
         torch._dynamo.maybe_mark_dynamic(mask, 1)  # even when its width equals a model size
-        decode = self._decode
-        if 1 < len(inputs) <= SMALL_BATCH:  # a graph per size, whose linears are reductions too
-            decode = self._decode_small
+        small = 1 < len(inputs) <= SMALL_BATCH  # a graph per size, whose linears are reductions too
+        if small:
             for t in (inputs, mask, positions):
                 torch._dynamo.mark_static(t, 0)
+        if during_warm_up:  # serving meanwhile: the graphs the warm-up has finished, else eager
+            ready = self._decode_small_ready if small else self._decode_ready
+            return ready(inputs, mask, positions, cache)
+        decode = self._decode_small if small else self._decode
         before, t0 = compiled_graphs(), time.perf_counter()
         logits = decode(inputs, mask, positions, cache)
         if compiled_graphs() > before:
@@ -326,6 +327,9 @@ class HFEngine:
 
 SMALL_BATCH = 4  # batches of 2..SMALL_BATCH rows get a static graph each (see compile_decode)
 SPECIALIZE_FLOATS = True  # see compile_decode; benchmarks/bench_compile.py turns it off for its baseline
+# during a background warm-up the serving thread runs the graphs compiled so far (off: the eager
+# step until every graph is ready; benchmarks/bench_serve_warm_up.py's baseline)
+SERVE_READY_GRAPHS = True
 
 
 def compile_decode(forward):
