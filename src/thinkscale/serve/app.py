@@ -323,8 +323,8 @@ def serve(cfg: ServeConfig) -> None:
     import uvicorn
 
     if cfg.compiles and cfg.compile_in_background:
-        print("thinkscale serve: compiling the decode step in the background; until it is ready, requests are "
-              "answered with the eager step (--no-compile skips compiling)")  # fmt: skip
+        print("thinkscale serve: compiling the decode step in the background; requests are answered meanwhile, "
+              "each compiled graph serving once ready (--no-compile skips compiling)")  # fmt: skip
     elif cfg.compiles:
         print("thinkscale serve: loading the model and compiling its decode step (--no-compile skips this)")
     server = Server(cfg, progress=True)

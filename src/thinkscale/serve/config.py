@@ -25,9 +25,9 @@ class ServeConfig(FormatConfig):
     compile: bool | None = option(None, help="--engine hf: torch.compile the decode step (embedded model, 2 CPU "
                                   "cores: ~6 min, ~1 min on a restart; a lone request then decodes ~2.6x "
                                   "faster); default: on with --engine hf")  # fmt: skip
-    compile_in_background: bool = option(True, help="with --compile: listen at once and answer with the eager "
-                                         "decode step until the compiled one is ready; --no-compile-in-background "
-                                         "listens only after compiling")  # fmt: skip
+    compile_in_background: bool = option(True, help="with --compile: listen at once and answer meanwhile (each "
+                                         "compiled graph serves once ready, the eager step until then); "
+                                         "--no-compile-in-background listens only after compiling")  # fmt: skip
     max_queue: int = option(256, help="requests in flight (decoding or waiting) before new ones get HTTP 429")
     api_key: str | None = option(None, help="clients must send 'Authorization: Bearer KEY'")
     served_model_name: str | None = option(None, help="the model name clients send and /v1/models lists "
