@@ -8,8 +8,9 @@ thread until the warm-up has ended, then 3 more:
           before 2026-12-07)
   ready   each graph as soon as the warm-up has finished it (thinkscale's default)
 Per setting: `tokens_per_s` over the requests started during the warm-up (their tokens over
-their time), `requests` answered then, `median_request_tokens_per_s`, the warm-up's `warm_up_s`,
-`after_tokens_per_s` (best of the 3 after it) and `same_tokens` (how many outputs equal the
+their time), `requests` answered then, `median_request_tokens_per_s`, `warm_up_s` (from the
+start to the first request after the warm-up: the warm-up plus the rest of the request it ended
+in), `after_tokens_per_s` (best of the 3 after it) and `same_tokens` (how many outputs equal the
 eager engine's). `ratio`: ready / eager `tokens_per_s`. The settings take turns `--repeats`
 times; each keeps its run with the most tokens/s.
 
