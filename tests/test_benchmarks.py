@@ -41,6 +41,7 @@ def test_quick_benchmark_prints_json(tmp_path, name, extra, keys):
         assert result["same_tokens"]
     if name == "bench_serve_warm_up.py":  # both settings answered requests during the warm-up
         assert result["eager"]["requests"] > 0 and result["ready"]["requests"] > 0
+        assert all(result[s]["warm_up_s"] > 0 for s in ("eager", "ready"))  # the engine's own figure
 
 
 @pytest.mark.vllm

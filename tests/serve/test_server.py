@@ -170,6 +170,7 @@ def test_the_default_server_listens_at_once_and_compiles_in_the_background(token
     server = Server(ServeConfig(model="tiny", served_model_name="tiny", api_key="k"), model=model, tokenizer=tokenizer)
     engine = server.loop.engine
     assert engine.compiled and server.warm_up_seconds == 0 and engine.compiling.is_alive()
+    assert engine.warm_up_seconds is None  # not ended yet
     compiled_steps: list[str] = []  # the thread of every call of a compiled step
     for name in ("_decode", "_decode_small"):
         step = getattr(engine, name)
@@ -182,6 +183,7 @@ def test_the_default_server_listens_at_once_and_compiles_in_the_background(token
         gate.set()
         engine.compiling.join(timeout=600)
         assert engine.compile_error is None and set(compiled_steps) == {"thinkscale-compile"}
+        assert engine.warm_up_seconds > 0  # what the warm-up took, kept for whoever asks
         assert httpx.get(f"{base}/health").json()["compiling"] is False
         graphs, warm_steps = compiled_graphs(), len(compiled_steps)
         late = chat(c, question, thinking_budget=40, num_ignore=1, n=2)

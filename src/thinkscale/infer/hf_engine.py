@@ -91,6 +91,7 @@ class HFEngine:
         self.stats = EngineStats()
         self.compiling: threading.Thread | None = None  # a warm-up in the background (serve)
         self.compile_error: BaseException | None = None  # why it failed; the engine stays eager
+        self.warm_up_seconds: float | None = None  # how long the last warm-up took, once it has ended
 
     @torch.inference_mode()
     def run(
@@ -161,7 +162,8 @@ class HFEngine:
     def warm_up(self, prompt_ids: list[int], progress: bool = False) -> float:
         """Compile every decode graph now (batch 1, each small batch, then the dynamic one)
         instead of inside the first requests, which would otherwise wait a minute or more;
-        returns the seconds spent. Inductor caches the graphs on disk, so a restart is faster.
+        returns the seconds spent (also kept in `warm_up_seconds`, for a warm-up in the
+        background). Inductor caches the graphs on disk, so a restart is faster.
         `progress`: a bar on stderr, one step a graph (a first start takes minutes on a CPU)."""
         if not self.compiled:
             return 0.0
@@ -172,7 +174,8 @@ class HFEngine:
         sizes = range(1, min(self.batch_size, SMALL_BATCH + 1) + 1)
         for rows in tqdm(sizes, desc="compiling the decode step", unit="graph", disable=not progress):
             list(self.run([Request("warm-up", prompt_ids, budget, samples=list(range(rows)))]))
-        return time.perf_counter() - start
+        self.warm_up_seconds = time.perf_counter() - start
+        return self.warm_up_seconds
 
     def warm_up_in_background(self, prompt_ids: list[int], progress: bool = False) -> threading.Thread:
         """`warm_up` in a thread while `run` keeps decoding: a server answers at once instead of
