@@ -10,8 +10,9 @@ thread until the warm-up has ended, then 3 more:
 Per setting: `tokens_per_s` over the requests started during the warm-up (their tokens over
 their time), `requests` answered then, `median_request_tokens_per_s`, `warm_up_s` (the
 warm-up's own length, `HFEngine.warm_up_seconds`), `after_tokens_per_s` (best of the 3 after
-it) and `same_tokens` (how many outputs equal the eager engine's). `ratio`: ready / eager `tokens_per_s`. The settings take turns `--repeats`
-times; each keeps its run with the most tokens/s.
+it) and `same_tokens` (how many outputs equal the eager engine's). `ratio`: ready / eager
+`tokens_per_s`. The settings take turns `--repeats` times; each keeps its run with the most
+tokens/s.
 
     python benchmarks/bench_serve_warm_up.py [--json] [--quick] [--batch 16] [--dtype auto] [--repeats 1]
 
